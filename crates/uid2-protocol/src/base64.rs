@@ -84,10 +84,7 @@ mod tests {
         // Keyset key 11 of the reference test data.
         let lenient = decode("YgyxOX4yX1gYhCINq7O9XxM6jX+etXqSXluZxjB1aG1=").expect("lenient");
         assert_eq!(lenient.len(), 32);
-        assert_eq!(
-            encode(&lenient),
-            "YgyxOX4yX1gYhCINq7O9XxM6jX+etXqSXluZxjB1aG0="
-        );
+        assert_eq!(encode(&lenient), "YgyxOX4yX1gYhCINq7O9XxM6jX+etXqSXluZxjB1aG0=");
     }
 
     #[test]

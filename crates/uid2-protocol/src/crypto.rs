@@ -198,8 +198,8 @@ mod tests {
     #[test]
     fn gcm_vector_from_uid2_shared() {
         let k = key("1397b1640b26a3647b6f44c743f4df0ecb88be8c1e0985cedc494f554eee2a94");
-        let blob = hex::decode("fe2393ff854b6f5d5300f59fbbf65852c2534cb5cd2d576626756254b29cfe9dfd875e174b5414")
-            .expect("hex");
+        let blob =
+            hex::decode("fe2393ff854b6f5d5300f59fbbf65852c2534cb5cd2d576626756254b29cfe9dfd875e174b5414").expect("hex");
         assert_eq!(gcm_open(&k, &blob, &[]).expect("opens"), b"hello world");
         let iv: [u8; 12] = blob[..12].try_into().expect("12");
         assert_eq!(gcm_seal_with_iv(&k, &iv, b"hello world", &[]), blob);
@@ -208,8 +208,8 @@ mod tests {
     #[test]
     fn gcm_rejects_tampering_and_truncation() {
         let k = key("1397b1640b26a3647b6f44c743f4df0ecb88be8c1e0985cedc494f554eee2a94");
-        let mut blob = hex::decode("fe2393ff854b6f5d5300f59fbbf65852c2534cb5cd2d576626756254b29cfe9dfd875e174b5414")
-            .expect("hex");
+        let mut blob =
+            hex::decode("fe2393ff854b6f5d5300f59fbbf65852c2534cb5cd2d576626756254b29cfe9dfd875e174b5414").expect("hex");
         blob[20] ^= 1;
         assert_eq!(gcm_open(&k, &blob, &[]), Err(DecryptError));
         assert_eq!(gcm_open(&k, &blob[..27], &[]), Err(DecryptError));

@@ -138,11 +138,13 @@ mod tests {
     use super::*;
 
     const SERVER_PUBLIC: &str = "UID2-X-L-MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEsziOqRXZ7II0uJusaMxxCxlxgj8el/MUYLFMtWfB71Q3G1juyrAnzyqruNiPPnIuTETfFOridglP9UQNlwzNQg==";
-    const SERVER_PRIVATE: &str = "UID2-Y-L-MEECAQAwEwYHKoZIzj0CAQYIKoZIzj0DAQcEJzAlAgEBBCBop1Dw/IwDcstgicr/3tDoyR3OIpgAWgw8mD6oTO+1ug==";
+    const SERVER_PRIVATE: &str =
+        "UID2-Y-L-MEECAQAwEwYHKoZIzj0CAQYIKoZIzj0DAQcEJzAlAgEBBCBop1Dw/IwDcstgicr/3tDoyR3OIpgAWgw8mD6oTO+1ug==";
     const CLIENT_SCALAR: &str = "1122334455667788990011223344556677889900112233445566778899001122";
     const CLIENT_PUBLIC: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEZBPjcDGKkizs+qlLohiN1Bn1hjVvp3THZs1sRQKV/uldzpzgVXsKjxzvXGY/Niz//JEOMJSvyCu7x6CpKwtr2w==";
     const SHARED: &str = "87f7c11dfdf603df2b6082738ee0d8b69b494479fb2ee3685715f88a8dc26ee3";
-    const PAYLOAD: &str = "KFMCpFYsmnsxqAOtnz/dWtwQxLWW9HpYGbD1k1fhCZzzq0KzjrV8lFQIEUqU5C5JsXMde+KOqPHhnn49VGdPMMtGU05lvLhHFFLSNL8=";
+    const PAYLOAD: &str =
+        "KFMCpFYsmnsxqAOtnz/dWtwQxLWW9HpYGbD1k1fhCZzzq0KzjrV8lFQIEUqU5C5JsXMde+KOqPHhnn49VGdPMMtGU05lvLhHFFLSNL8=";
     const PLAINTEXT: &str = r#"{"email_hash":"tMmiiTI7IaAcPpQPFQ65uMVCWH8av9jw4cwf/F5HVRQ="}"#;
 
     fn client() -> ClientKey {
@@ -170,7 +172,10 @@ mod tests {
         assert_eq!(opened, PLAINTEXT.as_bytes());
 
         let iv: [u8; 12] = iv.try_into().expect("12");
-        assert_eq!(crate::base64::encode(&seal_payload(&from_client, &iv, PLAINTEXT.as_bytes(), &aad)), PAYLOAD);
+        assert_eq!(
+            crate::base64::encode(&seal_payload(&from_client, &iv, PLAINTEXT.as_bytes(), &aad)),
+            PAYLOAD
+        );
     }
 
     #[test]

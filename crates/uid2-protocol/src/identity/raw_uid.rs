@@ -46,7 +46,9 @@ pub struct BucketKey<'a> {
 
 impl std::fmt::Debug for BucketKey<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BucketKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("BucketKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 

@@ -11,7 +11,11 @@ fn hash_b64(text: &str) -> String {
 #[test]
 fn email_normalization_repo_vectors() {
     let cases: &[(&[&str], &str, &str)] = &[
-        (&["TEst.TEST@Test.com "], "test.test@test.com", "dvECjPKZHya0/SIhSGwP0m8SgTv1vzLxPULUOsm880M="),
+        (
+            &["TEst.TEST@Test.com "],
+            "test.test@test.com",
+            "dvECjPKZHya0/SIhSGwP0m8SgTv1vzLxPULUOsm880M=",
+        ),
         (
             &[
                 "test.test@gmail.com",
@@ -23,24 +27,81 @@ fn email_normalization_repo_vectors() {
             "testtest@gmail.com",
             "LkLfFrut8Tc3h/fIvYDiBKSbaMiau/DtaLBPQYszdMw=",
         ),
-        (&["test+test@test.com"], "test+test@test.com", "rQ4yzdOz4uG8N54326QyZD6/JwqrXn4lmy34cVCojB8="),
-        (&["+test@test.com"], "+test@test.com", "weFizOVVWKlLfyorbBU8oxYDv4HJtTZCPMyZ4THzUQE="),
-        (&["test+test@gmail.com"], "test@gmail.com", "h5JGBrQTGorO7q6IaFMfu5cSqqB6XTp1aybOD11spnQ="),
         (
-            &["testtest@test.com", " testtest@test.com", "testtest@test.com ", "  testtest@test.com  "],
+            &["test+test@test.com"],
+            "test+test@test.com",
+            "rQ4yzdOz4uG8N54326QyZD6/JwqrXn4lmy34cVCojB8=",
+        ),
+        (
+            &["+test@test.com"],
+            "+test@test.com",
+            "weFizOVVWKlLfyorbBU8oxYDv4HJtTZCPMyZ4THzUQE=",
+        ),
+        (
+            &["test+test@gmail.com"],
+            "test@gmail.com",
+            "h5JGBrQTGorO7q6IaFMfu5cSqqB6XTp1aybOD11spnQ=",
+        ),
+        (
+            &[
+                "testtest@test.com",
+                " testtest@test.com",
+                "testtest@test.com ",
+                "  testtest@test.com  ",
+            ],
             "testtest@test.com",
             "d1Lr/s4GLLX3SvQVMoQdIMfbQPMAGZYry+2V+0pZlQg=",
         ),
-        (&["😊testtest@test.com"], "😊testtest@test.com", "fAFEUqApQ0V/M9mLj/IO54CgKgtQuARKsOMqtFklD4k="),
-        (&["testtest@😊test.com"], "testtest@😊test.com", "tcng5pttf7Y2z4ylZTROvIMw1+IVrMpR4D1KeXSrdiM="),
-        (&["testtest@test.com😊"], "testtest@test.com😊", "0qI21FPLkuez/8RswfmircHPYz9Dtf7/Nch1rSWEQf0="),
-        (&["USER@example.com"], "user@example.com", "tMmiiTI7IaAcPpQPFQ65uMVCWH8av9jw4cwf/F5HVRQ="),
-        (&["MyEmail@example.com", "MYEMAIL@example.com"], "myemail@example.com", "FsGNM28LJQ8OLZB0Us65ZYp07NrovJSGTCMSKnLMJ6U="),
-        (&["My.Email@example.com"], "my.email@example.com", "4itTvG+HEnTzpiqzejyu1yFPwU1nYhWpaiQvz62hyB8="),
-        (&["JANESAOIRSE@example.com", "JaneSaoirse@example.com"], "janesaoirse@example.com", "1mcOepIAfxtf94Xx/IHlOqbT170GvfXEc83HKGwoS20="),
-        (&["jane.saoirse@example.com"], "jane.saoirse@example.com", "sZZDLHuYmiypHIN5mVfFFdpT5sE6vyC3j+qU8RfpC/g="),
-        (&["JaneSaoirse+Work@example.com"], "janesaoirse+work@example.com", "KKruSBUjDNO069iMUVImVQZm6RrAGZKeOtrD9mwogYA="),
-        (&["JaneSaoirse+UID2@example.com"], "janesaoirse+uid2@example.com", "bhQ2aMIGWT1ey4p7JyavdNlIQ4pe11/rrcv0u1jrxCc="),
+        (
+            &["😊testtest@test.com"],
+            "😊testtest@test.com",
+            "fAFEUqApQ0V/M9mLj/IO54CgKgtQuARKsOMqtFklD4k=",
+        ),
+        (
+            &["testtest@😊test.com"],
+            "testtest@😊test.com",
+            "tcng5pttf7Y2z4ylZTROvIMw1+IVrMpR4D1KeXSrdiM=",
+        ),
+        (
+            &["testtest@test.com😊"],
+            "testtest@test.com😊",
+            "0qI21FPLkuez/8RswfmircHPYz9Dtf7/Nch1rSWEQf0=",
+        ),
+        (
+            &["USER@example.com"],
+            "user@example.com",
+            "tMmiiTI7IaAcPpQPFQ65uMVCWH8av9jw4cwf/F5HVRQ=",
+        ),
+        (
+            &["MyEmail@example.com", "MYEMAIL@example.com"],
+            "myemail@example.com",
+            "FsGNM28LJQ8OLZB0Us65ZYp07NrovJSGTCMSKnLMJ6U=",
+        ),
+        (
+            &["My.Email@example.com"],
+            "my.email@example.com",
+            "4itTvG+HEnTzpiqzejyu1yFPwU1nYhWpaiQvz62hyB8=",
+        ),
+        (
+            &["JANESAOIRSE@example.com", "JaneSaoirse@example.com"],
+            "janesaoirse@example.com",
+            "1mcOepIAfxtf94Xx/IHlOqbT170GvfXEc83HKGwoS20=",
+        ),
+        (
+            &["jane.saoirse@example.com"],
+            "jane.saoirse@example.com",
+            "sZZDLHuYmiypHIN5mVfFFdpT5sE6vyC3j+qU8RfpC/g=",
+        ),
+        (
+            &["JaneSaoirse+Work@example.com"],
+            "janesaoirse+work@example.com",
+            "KKruSBUjDNO069iMUVImVQZm6RrAGZKeOtrD9mwogYA=",
+        ),
+        (
+            &["JaneSaoirse+UID2@example.com"],
+            "janesaoirse+uid2@example.com",
+            "bhQ2aMIGWT1ey4p7JyavdNlIQ4pe11/rrcv0u1jrxCc=",
+        ),
         (
             &[
                 "JANE.SAOIRSE@gmail.com",
@@ -61,29 +122,96 @@ fn email_normalization_repo_vectors() {
         }
     }
     // The docs' deliberately wrong example: hashing without normalizing.
-    assert_eq!(hash_b64("JANESaoirse@gmail.com"), "VpLXEp5N1bj/V1WzjgZsC+FfuYdntAOywSVIO00FD/E=");
+    assert_eq!(
+        hash_b64("JANESaoirse@gmail.com"),
+        "VpLXEp5N1bj/V1WzjgZsC+FfuYdntAOywSVIO00FD/E="
+    );
 }
 
 #[test]
 fn email_normalization_run_op_vectors() {
     let cases = [
-        ("te st@test.com", "test@test.com", "9mCrkS7BIdGx6Sigu0vGGxX1rUTV79xOHJKiXpm45Eo="),
-        ("test@te st.com", "test@te st.com", "qna5Bl9I5acw7minJBaEL+VyWEoceNpZ4AUeUciCLQI="),
-        ("test@test.com  x", "test@test.com  x", "AJjRRzp6xbeWvH3rQoJSVRnvk0Jiwq8a13Wqyy8qe40="),
-        (" \tx@y.com", "\tx@y.com", "QhB8VTf4yU+WAPFpVg/p0gqGrADD5QJJGYwuGW6GaZ8="),
-        ("jane.doe+home@gmail.com", "janedoe@gmail.com", "1hFzBkhe0OUK+rOshx6Y+BaZFR8wKBUn1j/18jNlbGk="),
-        ("Jane.Doe@GoogleMail.com", "jane.doe@googlemail.com", "nCdk4a9jZDWkvPKphzOusOAn1ueIVQQzEBUOmdc9NEA="),
-        ("a.b+c@GMAIL.COM", "ab@gmail.com", "hsoq0nMYaWtBz8ZQrPrZe7MhlMQ+EZ5GWhY1nqdMcQU="),
-        (".a.@gmail.com", "a@gmail.com", "dfRJm1kgDTjwV+ln4pdZCrLrqtCSg93LPmb/sfGp85U="),
-        ("x@gmail.com.", "x@gmail.com.", "9BcAPgk6ZXBjTsXkPY10FxE6oUr0jwrBpvKu7IlNpxQ="),
-        ("Äbc@test.com", "Äbc@test.com", "IK602w+4/ysXF4gYQF3CbDddRbtUmOcI+ON+7XOEn0A="),
-        ("a+b+c@test.com", "a+b+c@test.com", "ohEQ4jq4Pk66tnDXjkS2/5dFkPpmTwHnC/i7CrIxd/0="),
+        (
+            "te st@test.com",
+            "test@test.com",
+            "9mCrkS7BIdGx6Sigu0vGGxX1rUTV79xOHJKiXpm45Eo=",
+        ),
+        (
+            "test@te st.com",
+            "test@te st.com",
+            "qna5Bl9I5acw7minJBaEL+VyWEoceNpZ4AUeUciCLQI=",
+        ),
+        (
+            "test@test.com  x",
+            "test@test.com  x",
+            "AJjRRzp6xbeWvH3rQoJSVRnvk0Jiwq8a13Wqyy8qe40=",
+        ),
+        (
+            " \tx@y.com",
+            "\tx@y.com",
+            "QhB8VTf4yU+WAPFpVg/p0gqGrADD5QJJGYwuGW6GaZ8=",
+        ),
+        (
+            "jane.doe+home@gmail.com",
+            "janedoe@gmail.com",
+            "1hFzBkhe0OUK+rOshx6Y+BaZFR8wKBUn1j/18jNlbGk=",
+        ),
+        (
+            "Jane.Doe@GoogleMail.com",
+            "jane.doe@googlemail.com",
+            "nCdk4a9jZDWkvPKphzOusOAn1ueIVQQzEBUOmdc9NEA=",
+        ),
+        (
+            "a.b+c@GMAIL.COM",
+            "ab@gmail.com",
+            "hsoq0nMYaWtBz8ZQrPrZe7MhlMQ+EZ5GWhY1nqdMcQU=",
+        ),
+        (
+            ".a.@gmail.com",
+            "a@gmail.com",
+            "dfRJm1kgDTjwV+ln4pdZCrLrqtCSg93LPmb/sfGp85U=",
+        ),
+        (
+            "x@gmail.com.",
+            "x@gmail.com.",
+            "9BcAPgk6ZXBjTsXkPY10FxE6oUr0jwrBpvKu7IlNpxQ=",
+        ),
+        (
+            "Äbc@test.com",
+            "Äbc@test.com",
+            "IK602w+4/ysXF4gYQF3CbDddRbtUmOcI+ON+7XOEn0A=",
+        ),
+        (
+            "a+b+c@test.com",
+            "a+b+c@test.com",
+            "ohEQ4jq4Pk66tnDXjkS2/5dFkPpmTwHnC/i7CrIxd/0=",
+        ),
         ("a@b", "a@b", "dQjYtQGOpkC4UmmGGhASA/DCaQBVUmjpMAJdrIRLDzU="),
-        ("test@example.com", "test@example.com", "lz3+Rj7IV4X1+Vr1ujkG7tstkxwk5pgkqJ6mXbpOgTs="),
-        ("validate@example.com", "validate@example.com", "ntI244ZRTXwAwpki6/M5cyBYW7h/Wq576lnN3l9+W/c="),
-        ("optout@example.com", "optout@example.com", "DYsnJ8r5+cjRDHue98gIGDKvLIMuqAm/RRLODrjqK50="),
-        ("refresh-optout@example.com", "refresh-optout@example.com", "NaNI8RU0bL1Jpp1jJLC5aJO/lchc6gGhgXQIAwJ7cV4="),
-        ("foo@bar.com", "foo@bar.com", "DH5qQFhi5ALrdqcPiib8cy0Hwykx6frpqxWCkR0uijs="),
+        (
+            "test@example.com",
+            "test@example.com",
+            "lz3+Rj7IV4X1+Vr1ujkG7tstkxwk5pgkqJ6mXbpOgTs=",
+        ),
+        (
+            "validate@example.com",
+            "validate@example.com",
+            "ntI244ZRTXwAwpki6/M5cyBYW7h/Wq576lnN3l9+W/c=",
+        ),
+        (
+            "optout@example.com",
+            "optout@example.com",
+            "DYsnJ8r5+cjRDHue98gIGDKvLIMuqAm/RRLODrjqK50=",
+        ),
+        (
+            "refresh-optout@example.com",
+            "refresh-optout@example.com",
+            "NaNI8RU0bL1Jpp1jJLC5aJO/lchc6gGhgXQIAwJ7cV4=",
+        ),
+        (
+            "foo@bar.com",
+            "foo@bar.com",
+            "DH5qQFhi5ALrdqcPiib8cy0Hwykx6frpqxWCkR0uijs=",
+        ),
     ];
     for (input, normalized, hash) in cases {
         assert_eq!(email::normalize(input).as_deref(), Some(normalized), "input {input:?}");
@@ -93,7 +221,19 @@ fn email_normalization_run_op_vectors() {
 
 #[test]
 fn invalid_emails() {
-    for input in ["", " @", "@", "a@", "@b", "@b.com", "+", " ", "+@gmail.com", ".+@gmail.com", "a@ba@z.com"] {
+    for input in [
+        "",
+        " @",
+        "@",
+        "a@",
+        "@b",
+        "@b.com",
+        "+",
+        " ",
+        "+@gmail.com",
+        ".+@gmail.com",
+        "a@ba@z.com",
+    ] {
         assert_eq!(email::normalize(input), None, "input {input:?}");
         assert!(Dii::Email(input).to_identity().is_none());
     }
@@ -118,13 +258,33 @@ fn phone_vectors() {
         hex_of(&Dii::Phone("+12345678901").to_identity().expect("valid").hash),
         "10e6f0b47054a83359477dcb35231db6de5c69fb1816e1a6b98e192de9e5b9ee"
     );
-    for valid in ["+1234567890", "+12345678901", "+123456789012", "+1234567890123", "+12345678901234", "+123456789012345"] {
+    for valid in [
+        "+1234567890",
+        "+12345678901",
+        "+123456789012",
+        "+1234567890123",
+        "+12345678901234",
+        "+123456789012345",
+    ] {
         assert!(phone::is_normalized(valid), "{valid}");
     }
     for invalid in [
-        "", "12345678", "123456789", "1234567890", "+12345678", "+123456789", "+ 12345678", "+ 1234 5678",
-        "+1234567890123456", "+1234567890A", "+1234567890 ", "+1234567890+", "+12345+67890", "555-555-5555",
-        "(555) 555-5555", "+１２３４５６７８９０",
+        "",
+        "12345678",
+        "123456789",
+        "1234567890",
+        "+12345678",
+        "+123456789",
+        "+ 12345678",
+        "+ 1234 5678",
+        "+1234567890123456",
+        "+1234567890A",
+        "+1234567890 ",
+        "+1234567890+",
+        "+12345+67890",
+        "555-555-5555",
+        "(555) 555-5555",
+        "+１２３４５６７８９０",
     ] {
         assert!(!phone::is_normalized(invalid), "{invalid:?}");
     }
@@ -144,8 +304,14 @@ fn hash_input_forms() {
     ] {
         assert_eq!(parse_hash_input(input), Some(expected.clone()), "{input}");
     }
-    assert_eq!(parse_hash_input("DH5qQFhi5ALrdqcPiib8cy0Hwykx6frpqxWCkR0uijsA").map(|h| h.len()), Some(33));
-    assert_eq!(parse_hash_input("DH5qQFhi5ALrdqcPiib8cy0Hwykx6frpqxWCkR0uij==").map(|h| h.len()), Some(31));
+    assert_eq!(
+        parse_hash_input("DH5qQFhi5ALrdqcPiib8cy0Hwykx6frpqxWCkR0uijsA").map(|h| h.len()),
+        Some(33)
+    );
+    assert_eq!(
+        parse_hash_input("DH5qQFhi5ALrdqcPiib8cy0Hwykx6frpqxWCkR0uij==").map(|h| h.len()),
+        Some(31)
+    );
     for invalid in [
         "DH5qQFhi5ALrdqcPiib8cy0Hwykx6frpqxWCkR0uijs",
         "DH5qQFhi5ALrdqcPiib8cy0Hwykx6frpqxWCkR0uij-=",
@@ -235,11 +401,17 @@ fn first_level_hash_bucket_and_raw_uid_v2_v3() {
 fn reference_test_salts_first_level_hash() {
     let salt = "fOGY/aRE44peL23i+cE9MkJrzmEeNZZziNZBfq7qqk8=";
     let test = flh_of_email("test@example.com", salt);
-    assert_eq!(hex_of(&test), "44dcf288c332d74ea1cbc32904eb0705ef99664411f086d4006fc80b63ab36be");
+    assert_eq!(
+        hex_of(&test),
+        "44dcf288c332d74ea1cbc32904eb0705ef99664411f086d4006fc80b63ab36be"
+    );
     assert_eq!(bucket_index(&test, 5), 0);
     assert_eq!(bucket_index(&test, FULL_BUCKET_COUNT), 282050);
     let user = flh_of_email("user@example.com", salt);
-    assert_eq!(hex_of(&user), "b0db9cbaea9149ebf1100960e2676113e54577e77f5ce6fa37f918039412ff31");
+    assert_eq!(
+        hex_of(&user),
+        "b0db9cbaea9149ebf1100960e2676113e54577e77f5ce6fa37f918039412ff31"
+    );
     assert_eq!(bucket_index(&user, 5), 2);
     assert_eq!(bucket_index(&user, FULL_BUCKET_COUNT), 724412);
 }
@@ -275,35 +447,122 @@ fn raw_uid_v4_vectors() {
     use IdentityScope::{Euid, Uid2};
     let email = flh_of_email("test@example.com", "first-level-salt");
     let email1 = flh_of_email("test1@uid2.com", "first-level-salt");
-    let phone = first_level_hash(&Dii::Phone("+12345678901").to_identity().expect("valid").hash, "first-level-salt");
+    let phone = first_level_hash(
+        &Dii::Phone("+12345678901").to_identity().expect("valid").hash,
+        "first-level-salt",
+    );
     let cases = [
-        (email, Uid2, IdentityType::Email, Test, "IA9CQOsJBgvRuTVgft5z6baMDjWqXJntO9I0z/YkdF6s"),
-        (email, Uid2, IdentityType::Email, Integ, "YA9CQNO8peCWvoIvGFRn5Rzo/vpp9J6ohmSaPmJEB9Pj"),
-        (email, Uid2, IdentityType::Email, Prod, "oA9CQGbt0CqGTFoNUYvRGolN6l5mq6FMeNcTPKE2GPv0"),
-        (email, Euid, IdentityType::Email, Test, "MA9CQP4Rhlb654LPhcKqYsWvzfz3aL4GXFq6zUUek2hw"),
-        (email, Euid, IdentityType::Email, Integ, "cA9CQKW5kZUKjV4sYL6igX4fTSn6EABbjvv13ucD/guW"),
-        (email, Euid, IdentityType::Email, Prod, "sA9CQMKcFN+h3FUq0EyXtkej5o1APieRq3934+QAFJ//"),
-        (email1, Uid2, IdentityType::Email, Test, "IA9CQDJgT1I1xRL/Dxyb5wLzfLq1x5HXlI2zbkBT/XlA"),
-        (email1, Uid2, IdentityType::Email, Prod, "oA9CQOCJOnDyZko1sL/I6WFEp56qEaFPZjKJ+c8rOIJ4"),
-        (phone, Uid2, IdentityType::Phone, Test, "JA9CQCJX/JZHopZ/Xp3FlRwo937+JyIgQskGWAehPIcH"),
-        (phone, Uid2, IdentityType::Phone, Integ, "ZA9CQLajVqynPMmWMFx8+welsaHhZfqF5kzdoBEvvTSA"),
-        (phone, Uid2, IdentityType::Phone, Prod, "pA9CQLIqS0uEE2p7rSpwoCtMZvHWNVIrOIUzocJFKUhD"),
-        (phone, Euid, IdentityType::Phone, Prod, "tA9CQNU9jrYgWOnWyhPanZBAmQN2KlnZxeWz8XJ4RS4l"),
+        (
+            email,
+            Uid2,
+            IdentityType::Email,
+            Test,
+            "IA9CQOsJBgvRuTVgft5z6baMDjWqXJntO9I0z/YkdF6s",
+        ),
+        (
+            email,
+            Uid2,
+            IdentityType::Email,
+            Integ,
+            "YA9CQNO8peCWvoIvGFRn5Rzo/vpp9J6ohmSaPmJEB9Pj",
+        ),
+        (
+            email,
+            Uid2,
+            IdentityType::Email,
+            Prod,
+            "oA9CQGbt0CqGTFoNUYvRGolN6l5mq6FMeNcTPKE2GPv0",
+        ),
+        (
+            email,
+            Euid,
+            IdentityType::Email,
+            Test,
+            "MA9CQP4Rhlb654LPhcKqYsWvzfz3aL4GXFq6zUUek2hw",
+        ),
+        (
+            email,
+            Euid,
+            IdentityType::Email,
+            Integ,
+            "cA9CQKW5kZUKjV4sYL6igX4fTSn6EABbjvv13ucD/guW",
+        ),
+        (
+            email,
+            Euid,
+            IdentityType::Email,
+            Prod,
+            "sA9CQMKcFN+h3FUq0EyXtkej5o1APieRq3934+QAFJ//",
+        ),
+        (
+            email1,
+            Uid2,
+            IdentityType::Email,
+            Test,
+            "IA9CQDJgT1I1xRL/Dxyb5wLzfLq1x5HXlI2zbkBT/XlA",
+        ),
+        (
+            email1,
+            Uid2,
+            IdentityType::Email,
+            Prod,
+            "oA9CQOCJOnDyZko1sL/I6WFEp56qEaFPZjKJ+c8rOIJ4",
+        ),
+        (
+            phone,
+            Uid2,
+            IdentityType::Phone,
+            Test,
+            "JA9CQCJX/JZHopZ/Xp3FlRwo937+JyIgQskGWAehPIcH",
+        ),
+        (
+            phone,
+            Uid2,
+            IdentityType::Phone,
+            Integ,
+            "ZA9CQLajVqynPMmWMFx8+welsaHhZfqF5kzdoBEvvTSA",
+        ),
+        (
+            phone,
+            Uid2,
+            IdentityType::Phone,
+            Prod,
+            "pA9CQLIqS0uEE2p7rSpwoCtMZvHWNVIrOIUzocJFKUhD",
+        ),
+        (
+            phone,
+            Euid,
+            IdentityType::Phone,
+            Prod,
+            "tA9CQNU9jrYgWOnWyhPanZBAmQN2KlnZxeWz8XJ4RS4l",
+        ),
     ];
     for (flh, scope, id_type, env, expected) in cases {
         let uid = raw_uid::v4(scope, id_type, env, &flh, V4_KEY).expect("32-char key");
         assert_eq!(base64::encode(&uid), expected, "{scope:?} {id_type:?} {env:?}");
     }
     let prod = raw_uid::v4(Uid2, IdentityType::Email, Prod, &email, V4_KEY).expect("32-char key");
-    assert_eq!(hex_of(&prod), "a00f424066edd02a864c5a0d518bd11a894dea5e66aba14c78d7133ca13618fbf4");
+    assert_eq!(
+        hex_of(&prod),
+        "a00f424066edd02a864c5a0d518bd11a894dea5e66aba14c78d7133ca13618fbf4"
+    );
 }
 
 #[test]
 fn raw_uid_v4_intermediates() {
     let flh = flh_of_email("test@example.com", "salt1234salt1234salt1234salt1234");
-    assert_eq!(hex_of(&flh), "7d176af67377e44234963ba46bc3527a85d1ec7ed7e2e230f344982c4b44b060");
-    let uid = raw_uid::v4(IdentityScope::Uid2, IdentityType::Email, IdentityEnvironment::Test, &flh, V4_KEY)
-        .expect("32-char key");
+    assert_eq!(
+        hex_of(&flh),
+        "7d176af67377e44234963ba46bc3527a85d1ec7ed7e2e230f344982c4b44b060"
+    );
+    let uid = raw_uid::v4(
+        IdentityScope::Uid2,
+        IdentityType::Email,
+        IdentityEnvironment::Test,
+        &flh,
+        V4_KEY,
+    )
+    .expect("32-char key");
     assert_eq!(hex_of(&uid[4..16]), "63b43fb268d166469febb818");
     assert_eq!(hex_of(&uid[16..32]), "91969ba92df994bb14506f0beb0dccc8");
     assert_eq!(uid[32], 0x36);
@@ -312,8 +571,19 @@ fn raw_uid_v4_intermediates() {
 
 #[test]
 fn raw_uid_v4_rejects_bad_key_lengths() {
-    let key = BucketKey { id: 1, key: "short", salt: "s" };
-    assert!(raw_uid::v4(IdentityScope::Uid2, IdentityType::Email, IdentityEnvironment::Test, &[0; 32], key).is_err());
+    let key = BucketKey {
+        id: 1,
+        key: "short",
+        salt: "s",
+    };
+    assert!(raw_uid::v4(
+        IdentityScope::Uid2,
+        IdentityType::Email,
+        IdentityEnvironment::Test,
+        &[0; 32],
+        key
+    )
+    .is_err());
 }
 
 #[test]

@@ -139,8 +139,14 @@ fn decode_v3_v4(bytes: &[u8], version: TokenVersion, keys: &dyn KeyRing) -> Resu
         // A 32-byte (v2) raw UID carries no scope or type; the reference reports UID2/Email.
         32 => (IdentityScope::Uid2, IdentityType::Email),
         33 => {
-            let header = (IdentityScope::from_bit(prefix >> 4), IdentityType::from_prefix_byte(prefix));
-            let inner = (IdentityScope::from_bit(raw_uid[0] >> 4), IdentityType::from_prefix_byte(raw_uid[0]));
+            let header = (
+                IdentityScope::from_bit(prefix >> 4),
+                IdentityType::from_prefix_byte(prefix),
+            );
+            let inner = (
+                IdentityScope::from_bit(raw_uid[0] >> 4),
+                IdentityType::from_prefix_byte(raw_uid[0]),
+            );
             match (header, inner) {
                 ((scope, Some(id_type)), (inner_scope, Some(inner_type)))
                     if scope == inner_scope && id_type == inner_type =>

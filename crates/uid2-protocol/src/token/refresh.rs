@@ -97,7 +97,8 @@ fn decode_v3(bytes: &[u8], keys: &dyn KeyRing) -> Result<RefreshToken, InvalidTo
 
     let scope = IdentityScope::from_bit(prefix >> 4);
     let id_type = IdentityType::from_prefix_byte(prefix).ok_or(InvalidToken)?;
-    if IdentityScope::from_bit(inner_prefix >> 4) != scope || IdentityType::from_prefix_byte(inner_prefix) != Some(id_type)
+    if IdentityScope::from_bit(inner_prefix >> 4) != scope
+        || IdentityType::from_prefix_byte(inner_prefix) != Some(id_type)
     {
         return Err(InvalidToken);
     }

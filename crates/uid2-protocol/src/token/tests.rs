@@ -19,7 +19,12 @@ impl Keys {
         Self(
             pairs
                 .iter()
-                .map(|(id, h)| (*id, SecretKey::from_slice(&hex::decode(h).expect("hex")).expect("32 bytes")))
+                .map(|(id, h)| {
+                    (
+                        *id,
+                        SecretKey::from_slice(&hex::decode(h).expect("hex")).expect("32 bytes"),
+                    )
+                })
                 .collect(),
         )
     }
@@ -41,8 +46,14 @@ const SITE: i32 = 104;
 
 fn operator_keys() -> Keys {
     Keys::hex(&[
-        (MASTER, "bcf7502283759d3c17210a07e3f19c1ce01cb7bca6cab1942973508609aaf84f"),
-        (REFRESH, "460cb190fe323f581884220dabb3bd3f133a8d7f9eb4fa92425b99c63075686f"),
+        (
+            MASTER,
+            "bcf7502283759d3c17210a07e3f19c1ce01cb7bca6cab1942973508609aaf84f",
+        ),
+        (
+            REFRESH,
+            "460cb190fe323f581884220dabb3bd3f133a8d7f9eb4fa92425b99c63075686f",
+        ),
         (SITE, "6d56593b00ae3b47d47f63fa0abc1a636ddeacc12b55088c906829cb638c4b17"),
         (103, "736c8c61e7b31df0ef67a85a9270856a3d2df9e004269fc2fee87e7d4026d5fa"),
     ])
@@ -110,7 +121,10 @@ fn ad_v4_with_raw_v4() {
     let t = token(TokenVersion::V4, IdentityScope::Uid2, IdentityType::Email, raw.to_vec());
     let text = encode(&t);
     let expected_hex = "038000000065101112131415161718191a1bb61f551cdf320dc547e8739e73c01380805b7d6f97bd2b2836e194e6ced8f0e65d3c53488710c2dba789ce2b9a26425c376342a96f651efff32551d9dc284e5ac95dc9223325781b5a836498fab52efff9282e94f416312085d70d5cdc24d9e0b6b9c693f7de7e223a66a68f7992a402798d707cf60ce02d0f56d8afe865d7efd0a0293cef9ae3a64c2f1a035d640050a40c";
-    assert_eq!(hex::encode(crate::base64::decode_url(&text).expect("url b64")), expected_hex);
+    assert_eq!(
+        hex::encode(crate::base64::decode_url(&text).expect("url b64")),
+        expected_hex
+    );
     assert_eq!(text, "A4AAAABlEBESExQVFhcYGRobth9VHN8yDcVH6HOec8ATgIBbfW-XvSsoNuGU5s7Y8OZdPFNIhxDC26eJziuaJkJcN2NCqW9lHv_zJVHZ3ChOWsldySIzJXgbWoNkmPq1Lv_5KC6U9BYxIIXXDVzcJNngtrnGk_fefiI6ZqaPeZKkAnmNcHz2DOAtD1bYr-hl1-_QoCk875rjpkwvGgNdZABQpAw");
     assert_eq!(text.len(), 219);
     assert_round_trip(&text, &t);
@@ -229,8 +243,15 @@ fn refresh_envelope_derived_vector() {
     let response_key = SecretKey::from_bytes(core::array::from_fn(|i| 0x40 + i as u8));
     assert_eq!(response_key.to_base64(), "QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8=");
     let ivs = ScriptedEntropy::new([hex::decode("303132333435363738393a3b").expect("hex")]);
-    let text = refresh_envelope::seal(IdentityScope::Uid2, REFRESH, keys.get(REFRESH), RT_V3, &response_key, &ivs)
-        .expect("388 characters");
+    let text = refresh_envelope::seal(
+        IdentityScope::Uid2,
+        REFRESH,
+        keys.get(REFRESH),
+        RT_V3,
+        &response_key,
+        &ivs,
+    )
+    .expect("388 characters");
     assert_eq!(text, "AAAAAGYwMTIzNDU2Nzg5Ojv8RcoyzjlefmhRDsarNjaPaH+8LIp0fWJlCP0lsggkrUBGdkALQXHRWgAmDQOSQ3kuzYEhKNEVUlSvMlaZJotZtmMgD5ytsQADDP7TegdNVGflr9x/S5ZovTHP/PjlucHmIMVXliMpPfqxpb/wU0aYqtmE2vn4x3yAg+tebq+s9l0K/wRK63EjYJ6dvSLjVnosHswTGWkU3gC+BxyZnmqfSuCrY/ZwncB8tEaRUbLJ8zdnslKhIGzsl/FqaoRAAgzOIbzXGNrCOIvHJCLohfixhCC90Bx4S7fIUA69aS/AnsTwINH7AKk35lqZDBSz0vMYkoT/O5hWsbiJYtgFA7ZfqGyC5tptHwpt1i7oD0xEu6IU");
     let opened = refresh_envelope::open(&text, &keys).expect("opens");
     assert_eq!(opened.refresh_token, RT_V3);
@@ -241,12 +262,22 @@ fn refresh_envelope_derived_vector() {
 fn refresh_envelope_errors() {
     let keys = operator_keys();
     let response_key = SecretKey::from_bytes([1; 32]);
-    let sealed = refresh_envelope::seal(IdentityScope::Euid, REFRESH, keys.get(REFRESH), RT_V3, &response_key, &gcm_ivs())
-        .expect("388");
+    let sealed = refresh_envelope::seal(
+        IdentityScope::Euid,
+        REFRESH,
+        keys.get(REFRESH),
+        RT_V3,
+        &response_key,
+        &gcm_ivs(),
+    )
+    .expect("388");
     assert!(sealed.starts_with("EAAAAGY"), "EUID scope byte 0x10");
 
     let not_b64 = "%".repeat(388);
-    assert_eq!(refresh_envelope::open(&not_b64, &keys).err(), Some(EnvelopeError::NotBase64));
+    assert_eq!(
+        refresh_envelope::open(&not_b64, &keys).err(),
+        Some(EnvelopeError::NotBase64)
+    );
 
     let mut unknown = crate::base64::decode(&sealed).expect("b64");
     unknown[1..5].copy_from_slice(&7777i32.to_be_bytes());
@@ -276,7 +307,15 @@ fn refresh_envelope_errors() {
 
     let too_long = "A".repeat(200);
     assert_eq!(
-        refresh_envelope::seal(IdentityScope::Uid2, REFRESH, keys.get(REFRESH), &too_long, &response_key, &gcm_ivs()).err(),
+        refresh_envelope::seal(
+            IdentityScope::Uid2,
+            REFRESH,
+            keys.get(REFRESH),
+            &too_long,
+            &response_key,
+            &gcm_ivs()
+        )
+        .err(),
         Some(EnvelopeError::WrongLength)
     );
 }
@@ -300,7 +339,10 @@ fn sdk_cross_platform_token() {
     assert_eq!(t.privacy_bits, 0);
     assert_eq!(t.established_ms, 1_672_531_261_000);
     assert_eq!(t.refreshed_ms, 1_672_534_861_000);
-    assert_eq!(crate::base64::encode(&t.raw_uid), "ywsvDNINiZOVSsfkHpLpSJzXzhr6Jx9Z/4Q0+lsEUvM=");
+    assert_eq!(
+        crate::base64::encode(&t.raw_uid),
+        "ywsvDNINiZOVSsfkHpLpSJzXzhr6Jx9Z/4Q0+lsEUvM="
+    );
 }
 
 /// `tokens.md` §8.9: a real local operator's generate and refresh output from 2022, decrypted
@@ -317,21 +359,30 @@ fn real_operator_output_2022() {
     assert_eq!((t.version, t.master_key_id, t.site_key_id), (TokenVersion::V2, 3, 2));
     assert_eq!(t.expires_ms, 1_668_059_799_628);
     assert_eq!(t.publisher.site_id, 6);
-    assert_eq!(crate::base64::encode(&t.raw_uid), "DV+U/c/kb0a+sME2zDkOvz2EiIBo5q83UxaRJKmVqIs=");
+    assert_eq!(
+        crate::base64::encode(&t.raw_uid),
+        "DV+U/c/kb0a+sME2zDkOvz2EiIBo5q83UxaRJKmVqIs="
+    );
     assert_eq!(t.privacy_bits, 1);
     assert_eq!(t.established_ms, 1_668_056_199_628);
 
     let wrapper = "AAAAAARomrP3NjjH+8mt5djfTHbmRZXjOMnAN8WpjJoe30AhUCvYksO/xoDSj77GzWv4M99DhnPl2cVco8CZFTcE10nauXI4Barr890ILnH0IIacOei5Zjwh6DycFkoXkAAuHY1zjmxb7niGLfSP2RctWkZdRVGWQv/UW/grw6+paU9bnKEWPzVvLwwdW2NgjDKu+szE6A+b5hkY+I3voKoaz8/kLDmX8ddJGLy/YOh/LIveBspSAvEg+v89OuUCwAqm8L3Rt8PxDzDnt0U4Na+AUawvvfsIhmsn/zMpRRks6GHhIAB/EQUHID8TedU8Hv1WFRsiraG9Dfn1Kc5/uYnDJhEagWc+7RgTGT+U5GqI6+afrAl5091eBLbmvXnXn9ts";
     assert_eq!(wrapper.len(), refresh_envelope::ENVELOPE_LEN);
     let opened = refresh_envelope::open(wrapper, &keys).expect("opens");
-    assert_eq!(opened.response_key.to_base64(), "P941vVeuyjaDRVnFQ8DPd0AZnW4bPeiJPXER2K9QXcU=");
+    assert_eq!(
+        opened.response_key.to_base64(),
+        "P941vVeuyjaDRVnFQ8DPd0AZnW4bPeiJPXER2K9QXcU="
+    );
     let rt = RefreshToken::decode(&opened.refresh_token, &keys).expect("inner V2 decodes");
     assert_eq!(rt.version, TokenVersion::V2);
     assert_eq!(rt.created_ms, 1_668_056_199_628);
     assert_eq!(rt.expires_ms, 1_668_142_659_628, "valid-till is the V2 expiry");
     assert_eq!(rt.key_id, 4);
     assert_eq!(rt.publisher.site_id, 6);
-    assert_eq!(crate::base64::encode(&rt.first_level_hash), "N9nj64ZkdWpHpQK/dp7V4SagjmXPmefhrQoBFR0gPJ0=");
+    assert_eq!(
+        crate::base64::encode(&rt.first_level_hash),
+        "N9nj64ZkdWpHpQK/dp7V4SagjmXPmefhrQoBFR0gPJ0="
+    );
     assert_eq!(rt.privacy_bits, 1);
     assert_eq!(rt.established_ms, 1_668_056_199_628);
 
