@@ -55,6 +55,16 @@ impl ServerKey {
     }
 }
 
+/// Checks a stored public key string, `<9-char prefix><base64 X.509 SPKI of a P-256 key>`. The
+/// reference parses it when it loads the keypairs store and rejects the file if it does not parse.
+pub fn check_prefixed_spki(text: &str) -> Result<(), KeyFormatError> {
+    let body = text.get(KEY_PREFIX_LEN..).ok_or(KeyFormatError)?;
+    let der = crate::base64::decode(body).map_err(|_| KeyFormatError)?;
+    PublicKey::from_public_key_der(&der)
+        .map(|_| ())
+        .map_err(|_| KeyFormatError)
+}
+
 impl std::fmt::Debug for ServerKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ServerKey(..)")
@@ -199,5 +209,15 @@ mod tests {
         assert_eq!(server.shared_secret("AAAA").err(), Some(BadPublicKey));
         assert_eq!(server.shared_secret("%%%").err(), Some(BadPublicKey));
         assert_eq!(format!("{server:?}"), "ServerKey(..)");
+    }
+
+    #[test]
+    fn stored_public_keys_are_checked() {
+        assert_eq!(check_prefixed_spki(SERVER_PUBLIC), Ok(()));
+        assert!(check_prefixed_spki("UID2-X-L-").is_err());
+        assert!(check_prefixed_spki("UID2-X").is_err());
+        assert!(check_prefixed_spki(&format!("UID2-X-L-{}", &SERVER_PUBLIC[9..40])).is_err());
+        // A private key is not a public key.
+        assert!(check_prefixed_spki(SERVER_PRIVATE).is_err());
     }
 }

@@ -1,0 +1,215 @@
+//! Hashids (v1 algorithm), as the Java `org.hashids:hashids:1.0.3` library computes it, for the
+//! public bucket ids of salt buckets: `bucket_id = id_prefix + encode(id)` with salt `id_secret`
+//! and a minimum length of 9.
+//!
+//! Only what that use needs is here: the default alphabet and one non-negative number per hash.
+//! With the default alphabet the library's "too few separators" adjustment never applies
+//! (48 letters over 14 separators is below its 3.5 ratio), so it is left out. The salt is walked
+//! as UTF-16 code units, like Java's `String.charAt`, so non-ASCII salts shuffle identically.
+//! Like the library, a negative number encodes to the empty string.
+
+const DEFAULT_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ1234567890";
+const DEFAULT_SEPARATORS: &[u8] = b"cfhistuCFHISTU";
+/// One guard per this many alphabet letters, rounded up.
+const GUARD_DIVISOR: usize = 12;
+
+/// An encoder for one salt and minimum length.
+#[derive(Clone)]
+pub struct Hashids {
+    salt: Vec<u16>,
+    min_length: usize,
+    alphabet: Vec<u8>,
+    guards: Vec<u8>,
+}
+
+impl std::fmt::Debug for Hashids {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The salt is the bucket-id secret; the shuffled alphabet is derived from it.
+        f.debug_struct("Hashids")
+            .field("min_length", &self.min_length)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The library's "consistent shuffle": a salt-keyed Fisher–Yates walk from the end.
+fn shuffle(letters: &mut [u8], key: &[u16]) {
+    if key.is_empty() {
+        return;
+    }
+    let mut v = 0usize;
+    let mut p = 0usize;
+    for i in (1..letters.len()).rev() {
+        v %= key.len();
+        let code = key.get(v).map_or(0, |&c| usize::from(c));
+        p += code;
+        let j = (code + v + p) % i;
+        letters.swap(i, j);
+        v += 1;
+    }
+}
+
+fn as_units(letters: &[u8]) -> Vec<u16> {
+    letters.iter().map(|&b| u16::from(b)).collect()
+}
+
+impl Hashids {
+    pub fn new(salt: &str, min_length: usize) -> Self {
+        let salt: Vec<u16> = salt.encode_utf16().collect();
+        let mut alphabet: Vec<u8> = DEFAULT_ALPHABET
+            .iter()
+            .copied()
+            .filter(|c| !DEFAULT_SEPARATORS.contains(c))
+            .collect();
+        shuffle(&mut alphabet, &salt);
+        let guard_count = alphabet.len().div_ceil(GUARD_DIVISOR);
+        let guards = alphabet.drain(..guard_count).collect();
+        // The separators are shuffled too, but only multi-number hashes use them.
+        Self {
+            salt,
+            min_length,
+            alphabet,
+            guards,
+        }
+    }
+
+    /// The hash of one number; empty for negative numbers, as in the library.
+    pub fn encode(&self, number: i64) -> String {
+        let Ok(number) = u64::try_from(number) else {
+            return String::new();
+        };
+        let len = self.alphabet.len();
+        if len == 0 || self.guards.is_empty() {
+            return String::new();
+        }
+        // `len` and the guard count are small constants, so these conversions are lossless.
+        let len_u64 = len as u64;
+        let number_hash = number % 100;
+        let lottery = self.alphabet[(number_hash % len_u64) as usize];
+
+        let mut alphabet = self.alphabet.clone();
+        let mut key = vec![u16::from(lottery)];
+        key.extend_from_slice(&self.salt);
+        key.extend(as_units(&alphabet));
+        key.truncate(len);
+        shuffle(&mut alphabet, &key);
+
+        let mut digits = Vec::new();
+        let mut rest = number;
+        loop {
+            digits.push(alphabet[(rest % len_u64) as usize]);
+            rest /= len_u64;
+            if rest == 0 {
+                break;
+            }
+        }
+        digits.reverse();
+
+        let mut out = Vec::with_capacity(self.min_length.max(digits.len() + 1));
+        out.push(lottery);
+        out.extend_from_slice(&digits);
+
+        let guard_at = |anchor: u8| {
+            let index = (number_hash + u64::from(anchor)) % self.guards.len() as u64;
+            self.guards[index as usize]
+        };
+        if out.len() < self.min_length {
+            out.insert(0, guard_at(out[0]));
+            if out.len() < self.min_length {
+                out.push(guard_at(out[2]));
+            }
+        }
+
+        let half = len / 2;
+        while out.len() < self.min_length {
+            let key = as_units(&alphabet);
+            shuffle(&mut alphabet, &key);
+            let mut padded = Vec::with_capacity(out.len() + len);
+            padded.extend_from_slice(&alphabet[half..]);
+            padded.extend_from_slice(&out);
+            padded.extend_from_slice(&alphabet[..half]);
+            let excess = padded.len().saturating_sub(self.min_length);
+            if excess > 0 {
+                let start = excess / 2;
+                padded = padded[start..start + self.min_length].to_vec();
+            }
+            out = padded;
+        }
+        // Every byte comes from the ASCII alphabet.
+        out.into_iter().map(char::from).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Computed with the Java library the reference uses (`org.hashids.Hashids` from
+    /// `yomorun/hashids-java` at 039da8c, the 1.0.3 source, run with `java`) and reproduced by the
+    /// Python `hashids` 1.3.1 package. The salt and ids are those of the reference's test salt
+    /// store (`salts/metadata.json`, `salts.txt.*`).
+    #[test]
+    fn bucket_ids_of_the_reference_salt_file() {
+        let hashids = Hashids::new("HF6Qz42HBbVHINxhh191dB09BCuTWyBkNtrNicO4ZCw=", 9);
+        let expected = [
+            (1000000, "KaoveQoPR"),
+            (1000001, "1aZVGl7aB"),
+            (1000002, "v3WM92zaA"),
+            (1000003, "l5yy6kr58"),
+            (1000004, "e58Mjz13q"),
+        ];
+        for (id, hash) in expected {
+            assert_eq!(hashids.encode(id), hash, "id {id}");
+        }
+    }
+
+    #[test]
+    fn ids_of_the_reference_parser_test_salt() {
+        // `SaltFileParserTest` in uid2-shared uses the salt "id secret".
+        let hashids = Hashids::new("id secret", 9);
+        let expected = [
+            (0, "87XWnZWQ1"),
+            (1, "lEMWeGxL2"),
+            (2, "OD2x65kLn"),
+            (5, "w16kvMWvG"),
+            (99, "d4z2nwzgo"),
+            (100, "7XWnlyxQ1"),
+            (1048575, "BWGvd2XzA"),
+            (2147483647, "zBJAppY6z"),
+            (-1, ""),
+        ];
+        for (id, hash) in expected {
+            assert_eq!(hashids.encode(id), hash, "id {id}");
+        }
+    }
+
+    #[test]
+    fn the_library_readme_vectors() {
+        // hashids.org / hashids-java README: "this is my salt".
+        assert_eq!(Hashids::new("this is my salt", 8).encode(1), "gB0NV05e");
+        assert_eq!(Hashids::new("this is my salt", 0).encode(12345), "NkK9");
+        assert_eq!(Hashids::new("this is my salt", 0).encode(1), "NV");
+        assert_eq!(Hashids::new("this is my salt", 0).encode(9876543210123), "Y8r7W1kNN");
+    }
+
+    #[test]
+    fn the_cross_checked_vector_file() {
+        let table = include_str!("../testdata/hashids_vectors.tsv");
+        let mut checked = 0;
+        for line in table.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+            let mut fields = line.split('\t');
+            let (Some(salt), Some(id), Some(hash)) = (fields.next(), fields.next(), fields.next()) else {
+                panic!("malformed vector line {line:?}");
+            };
+            let id: i64 = id.parse().expect("numeric id");
+            assert_eq!(Hashids::new(salt, 9).encode(id), hash, "salt {salt:?} id {id}");
+            checked += 1;
+        }
+        assert!(checked >= 200, "only {checked} vectors");
+    }
+
+    #[test]
+    fn debug_hides_the_salt() {
+        let shown = format!("{:?}", Hashids::new("top secret", 9));
+        assert!(!shown.contains("top secret"));
+    }
+}
