@@ -1,0 +1,471 @@
+//! The operator's configuration: one JSON file using the reference's key names, plus the two
+//! untrusted environment inputs `core_api_token` and `optout_api_token`.
+//!
+//! Every key is parsed before anything is reported, so `--check-config` names every bad key at
+//! once. Keys the reference reads but this operator does not need are accepted silently (a team
+//! can bring its existing file); keys nobody knows are reported as warnings, not errors, for the
+//! same reason. Secrets are held in [`Secret`] and never printed.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde_json::{Map, Value};
+use uid2_protocol::identity::IdentityScope;
+use uid2_store::runtime_config::RuntimeConfig;
+
+/// A configured secret (operator API key); prints as `Secret(..)`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub api: uid2_api::ApiConfig,
+    /// Address the API and metrics listeners bind (`http_bind_address`, default 127.0.0.1).
+    pub bind_address: IpAddr,
+    /// API port before `port_offset` (`http_port`, default 8080).
+    pub http_port: u16,
+    /// Prometheus port before `port_offset` (`metrics_port`, default 9080).
+    pub metrics_port: u16,
+    /// Worker threads (`service_instances`); `None` = one per CPU.
+    pub service_instances: Option<usize>,
+    /// Directory in the reference store layout; `None` = the bundled local-mode store.
+    pub local_store_dir: Option<PathBuf>,
+    /// The runtime config from this file (`enable_remote_config: false`), or `None` to take it
+    /// from the store.
+    pub static_runtime_config: Option<RuntimeConfig>,
+    pub core_attest_url: Option<String>,
+    pub core_api_token: Option<Secret>,
+    pub optout_api_token: Option<Secret>,
+}
+
+/// A key that cannot be used, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: String,
+    pub problem: String,
+}
+
+impl std::fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.problem)
+    }
+}
+
+/// The outcome of reading a configuration.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    /// Keys this operator does not know; reported, not fatal.
+    pub unknown_keys: Vec<String>,
+}
+
+/// Runtime-config keys; read from this file only when `enable_remote_config` is false.
+const RUNTIME_CONFIG_KEYS: &[&str] = &[
+    "identity_token_expires_after_seconds",
+    "refresh_token_expires_after_seconds",
+    "refresh_identity_token_after_seconds",
+    "sharing_token_expiry_seconds",
+    "max_bidstream_lifetime_seconds",
+    "max_sharing_lifetime_seconds",
+    "identity_environment",
+];
+
+/// Keys of the reference's configuration that this operator accepts and does not use, either
+/// because they are dead in the reference too or because they belong to features it does not
+/// have (S3 storage, other enclave platforms, Vert.x tuning).
+const IGNORED_REFERENCE_KEYS: &[&str] = &[
+    "storage_mock",
+    "service_verbose",
+    "refresh_token_v3",
+    "allow_legacy_api",
+    "enforce_https",
+    "failure_shutdown_wait_hours",
+    "enable_async_batch_request",
+    "client_side_token_generate_log_invalid_http_origins",
+    "logging_limit_max_invalid_paths_per_interval",
+    "logging_limit_max_version_buckets_per_site",
+    "enable_v1_phone_support",
+    "disable_optout_token",
+    "aws_region",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_s3_endpoint",
+    "aws_kms_jwt_signing_public_keys",
+    "core_s3_bucket",
+    "optout_s3_bucket",
+    "optout_s3_folder",
+    "optout_s3_path_compat",
+    "optout_data_dir",
+    "optout_inmem_cache",
+    "optout_bloom_filter_size",
+    "optout_heap_default_capacity",
+    "optout_delta_rotate_interval",
+    "optout_delta_backtrack_in_days",
+    "optout_partition_interval",
+    "optout_max_partitions",
+    "optout_synthetic_logs_enabled",
+    "optout_synthetic_logs_count",
+    "optout_old_count_threshold_seconds",
+    "optout_producer_replica_id",
+    "optout_producer_max_replicas",
+    "cloud_download_threads",
+    "cloud_upload_threads",
+    "cloud_refresh_interval",
+    "pod_termination_check_interval",
+    "default_worker_pool_thread_count",
+    "azure_vault_name",
+    "azure_secret_name",
+    "gcp_secret_version_name",
+    "maa_server_base_url",
+    "salts_expired_shutdown_hours",
+    "store_refresh_stale_shutdown_hours",
+    "sites_metadata_path",
+    "clients_metadata_path",
+    "client_side_keypairs_metadata_path",
+    "keysets_metadata_path",
+    "keyset_keys_metadata_path",
+    "salts_metadata_path",
+    "services_metadata_path",
+    "service_links_metadata_path",
+    "cloud_encryption_keys_metadata_path",
+    "runtime_config_metadata_path",
+    "optout_metadata_path",
+    "optout_api_uri",
+    "encrypted_files",
+    "enclave_platform",
+    "operator_type",
+    "uid_instance_id_prefix",
+    "site_refresh_ms",
+    "client_side_keypairs_refresh_ms",
+    "service_refresh_ms",
+    "service_link_refresh_ms",
+    "cloud_encryption_keys_refresh_ms",
+    "config_scan_period_ms",
+    "auth_refresh_ms",
+    "keyset_refresh_ms",
+    "keysetkey_refresh_ms",
+    "salt_refresh_ms",
+];
+
+struct Reader<'a> {
+    map: &'a Map<String, Value>,
+    used: BTreeSet<&'static str>,
+    problems: Vec<ConfigProblem>,
+}
+
+impl<'a> Reader<'a> {
+    fn value(&mut self, key: &'static str) -> Option<&'a Value> {
+        self.used.insert(key);
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn problem(&mut self, key: &str, problem: impl Into<String>) {
+        self.problems.push(ConfigProblem {
+            key: key.to_owned(),
+            problem: problem.into(),
+        });
+    }
+
+    fn bool(&mut self, key: &'static str, default: bool) -> bool {
+        match self.value(key) {
+            None => default,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                self.problem(key, "must be true or false");
+                default
+            }
+        }
+    }
+
+    fn int(&mut self, key: &'static str, default: i64, min: i64, max: i64) -> i64 {
+        match self.value(key) {
+            None => default,
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(v) if (min..=max).contains(&v) => v,
+                _ => {
+                    self.problem(key, format!("must be an integer from {min} to {max}"));
+                    default
+                }
+            },
+            Some(_) => {
+                self.problem(key, format!("must be an integer from {min} to {max}"));
+                default
+            }
+        }
+    }
+
+    fn string(&mut self, key: &'static str) -> Option<String> {
+        match self.value(key) {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                self.problem(key, "must be a string");
+                None
+            }
+        }
+    }
+}
+
+/// Reads a configuration from the file's JSON text (`None`: no file, all defaults) and the
+/// environment (`env` looks a variable up by name).
+pub fn load(file_text: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, Vec<ConfigProblem>> {
+    let empty = Map::new();
+    let parsed;
+    let map = match file_text {
+        None => &empty,
+        Some(text) => match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(map)) => {
+                parsed = map;
+                &parsed
+            }
+            Ok(_) => {
+                return Err(vec![ConfigProblem {
+                    key: "(file)".into(),
+                    problem: "the configuration must be a JSON object".into(),
+                }])
+            }
+            Err(e) => {
+                return Err(vec![ConfigProblem {
+                    key: "(file)".into(),
+                    problem: format!("not valid JSON (line {}, column {})", e.line(), e.column()),
+                }])
+            }
+        },
+    };
+    let mut r = Reader {
+        map,
+        used: BTreeSet::new(),
+        problems: Vec::new(),
+    };
+
+    let identity_scope = match r.string("identity_scope").map(|s| s.to_ascii_lowercase()).as_deref() {
+        None | Some("uid2") => IdentityScope::Uid2,
+        Some("euid") => IdentityScope::Euid,
+        Some(_) => {
+            r.problem("identity_scope", "must be \"uid2\" or \"euid\"");
+            IdentityScope::Uid2
+        }
+    };
+    if !r.bool("enable_v2_encryption", true) {
+        r.problem(
+            "enable_v2_encryption",
+            "false (the reference's unencrypted development mode) is not supported; remove the key",
+        );
+    }
+    // Read first: whether Core is configured decides some defaults (CSTG is on in local mode, as in
+    // the reference's local configuration, and off by default otherwise, as in its code).
+    let core_attest_url = r.string("core_attest_url");
+    let local_mode = core_attest_url.is_none();
+    let defaults = uid2_api::ApiConfig::default();
+    let api = uid2_api::ApiConfig {
+        identity_scope,
+        phone_support: r.bool("enable_phone_support", defaults.phone_support),
+        tcf_vendor_id: u16::try_from(r.int("tcf_vendor_id", 21, 1, i64::from(u16::MAX))).unwrap_or(21),
+        client_side_token_generate: r.bool("client_side_token_generate", local_mode),
+        cstg_domain_name_check: r.bool(
+            "client_side_token_generate_domain_name_check_enabled",
+            defaults.cstg_domain_name_check,
+        ),
+        key_sharing_provide_app_names: r.bool(
+            "key_sharing_endpoint_provide_app_names",
+            defaults.key_sharing_provide_app_names,
+        ),
+        allow_clock_skew_seconds: r.int("allow_clock_skew_seconds", 1800, 0, i64::from(i32::MAX)),
+        optout_status_api_enabled: r.bool("optout_status_api_enabled", true),
+        optout_status_max_request_size: usize::try_from(r.int("optout_status_max_request_size", 5000, 0, 1_000_000))
+            .unwrap_or(5000),
+        identity_v3: r.bool("identity_v3", false),
+        validate_service_links: r.bool("validate_service_links", false),
+    };
+
+    let bind_address = match r.string("http_bind_address") {
+        None => IpAddr::from([127, 0, 0, 1]),
+        Some(text) => text.parse().unwrap_or_else(|_| {
+            r.problem(
+                "http_bind_address",
+                "must be an IP address such as 127.0.0.1 or 0.0.0.0",
+            );
+            IpAddr::from([127, 0, 0, 1])
+        }),
+    };
+    let http_port = u16::try_from(r.int("http_port", 8080, 1, 65535)).unwrap_or(8080);
+    let metrics_port = u16::try_from(r.int("metrics_port", 9080, 1, 65535)).unwrap_or(9080);
+    let service_instances = match r.value("service_instances") {
+        None => None,
+        Some(_) => usize::try_from(r.int("service_instances", 1, 1, 1024)).ok(),
+    };
+    let local_store_dir = r.string("local_store_dir").map(PathBuf::from);
+    let enable_remote_config = r.bool("enable_remote_config", true);
+    let mut runtime_fields = Map::new();
+    for key in RUNTIME_CONFIG_KEYS {
+        if let Some(v) = r.value(key) {
+            runtime_fields.insert((*key).to_owned(), v.clone());
+        }
+    }
+    let static_runtime_config = if enable_remote_config {
+        None
+    } else {
+        match RuntimeConfig::from_json(&runtime_fields) {
+            Ok(rc) => Some(rc),
+            Err(e) => {
+                r.problem(
+                    "enable_remote_config",
+                    format!("is false, so the runtime config must be here: {e}"),
+                );
+                None
+            }
+        }
+    };
+    let core_api_token = env("core_api_token").or_else(|| r.string("core_api_token")).map(Secret);
+    let optout_api_token = env("optout_api_token")
+        .or_else(|| r.string("optout_api_token"))
+        .map(Secret);
+
+    if core_attest_url.is_some() {
+        r.problem(
+            "core_attest_url",
+            "attested sync with UID2 Core is not available in this build yet; use local mode (remove the key)",
+        );
+    }
+
+    let port_offset = env("port_offset");
+    if let Some(text) = port_offset.as_deref() {
+        match text.trim().parse::<i32>() {
+            Ok(offset) => {
+                for (key, port) in [("http_port", http_port), ("metrics_port", metrics_port)] {
+                    if !(1..=65535).contains(&(i32::from(port) + offset)) {
+                        r.problem(key, format!("with port_offset {offset} falls outside 1..=65535"));
+                    }
+                }
+            }
+            Err(_) => r.problem("port_offset (environment)", "must be an integer"),
+        }
+    }
+
+    let known: BTreeSet<&str> = r
+        .used
+        .iter()
+        .copied()
+        .chain(IGNORED_REFERENCE_KEYS.iter().copied())
+        .collect();
+    let unknown_keys: Vec<String> = map.keys().filter(|k| !known.contains(k.as_str())).cloned().collect();
+
+    if !r.problems.is_empty() {
+        return Err(r.problems);
+    }
+    let offset = port_offset.and_then(|t| t.trim().parse::<i32>().ok()).unwrap_or(0);
+    let shift = |port: u16| u16::try_from(i32::from(port) + offset).unwrap_or(port);
+    Ok(Loaded {
+        config: Config {
+            api,
+            bind_address,
+            http_port: shift(http_port),
+            metrics_port: shift(metrics_port),
+            service_instances,
+            local_store_dir,
+            static_runtime_config,
+            core_attest_url,
+            core_api_token,
+            optout_api_token,
+        },
+        unknown_keys,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_are_local_mode() {
+        let loaded = load(None, &no_env).expect("defaults load");
+        let c = loaded.config;
+        assert_eq!((c.http_port, c.metrics_port), (8080, 9080));
+        assert_eq!(c.bind_address, IpAddr::from([127, 0, 0, 1]));
+        assert!(c.api.client_side_token_generate);
+        assert!(c.local_store_dir.is_none());
+        assert!(c.static_runtime_config.is_none());
+    }
+
+    #[test]
+    fn every_bad_key_is_reported_by_name() {
+        let text = r#"{"identity_scope":"xyz","enable_phone_support":"yes","http_port":70000,
+                       "tcf_vendor_id":"21","local_store_dir":5,"enable_v2_encryption":false}"#;
+        let problems = load(Some(text), &no_env).expect_err("bad config");
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "identity_scope",
+            "enable_phone_support",
+            "http_port",
+            "tcf_vendor_id",
+            "local_store_dir",
+            "enable_v2_encryption",
+        ] {
+            assert!(keys.contains(&key), "{key} not reported in {keys:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_warn_and_reference_keys_pass() {
+        let text = r#"{"storage_mock":true,"enforce_https":true,"no_such_key":1,"identity_scope":"euid"}"#;
+        let loaded = load(Some(text), &no_env).expect("loads");
+        assert_eq!(loaded.unknown_keys, vec!["no_such_key".to_owned()]);
+        assert_eq!(loaded.config.api.identity_scope, IdentityScope::Euid);
+    }
+
+    #[test]
+    fn environment_supplies_tokens_and_port_offset() {
+        let env = |k: &str| match k {
+            "core_api_token" => Some("env-token".to_owned()),
+            "port_offset" => Some("3".to_owned()),
+            _ => None,
+        };
+        let loaded = load(Some(r#"{"core_api_token":"file-token"}"#), &env).expect("loads");
+        assert_eq!(
+            loaded.config.core_api_token.as_ref().map(Secret::expose),
+            Some("env-token")
+        );
+        assert_eq!((loaded.config.http_port, loaded.config.metrics_port), (8083, 9083));
+        assert_eq!(format!("{:?}", loaded.config.core_api_token), "Some(Secret(..))");
+        let bad = |k: &str| (k == "port_offset").then(|| "x".to_owned());
+        assert!(load(None, &bad).is_err());
+    }
+
+    #[test]
+    fn static_runtime_config_is_validated_here() {
+        let missing = load(Some(r#"{"enable_remote_config":false}"#), &no_env).expect_err("missing fields");
+        assert_eq!(missing[0].key, "enable_remote_config");
+        let text = r#"{"enable_remote_config":false,"identity_token_expires_after_seconds":3600,
+            "refresh_token_expires_after_seconds":86400,"refresh_identity_token_after_seconds":900,
+            "sharing_token_expiry_seconds":2592000,"identity_environment":"prod"}"#;
+        let loaded = load(Some(text), &no_env).expect("complete");
+        assert!(loaded.config.static_runtime_config.is_some());
+        assert!(loaded.unknown_keys.is_empty());
+    }
+
+    #[test]
+    fn malformed_files_are_one_clear_problem() {
+        let problems = load(Some("{not json"), &no_env).expect_err("bad json");
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].problem.contains("not valid JSON"));
+        assert!(load(Some("[1,2]"), &no_env).is_err());
+    }
+}
