@@ -112,6 +112,8 @@ impl Hashids {
             let index = (number_hash + u64::from(anchor)) % self.guards.len() as u64;
             self.guards[index as usize]
         };
+        // `out` holds the lottery and at least one digit, so after the first guard it has at
+        // least three letters; every index below is in range.
         if out.len() < self.min_length {
             out.insert(0, guard_at(out[0]));
             if out.len() < self.min_length {
@@ -205,6 +207,37 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 200, "only {checked} vectors");
+    }
+
+    #[test]
+    fn non_ascii_salts_walk_utf16_units_like_java() {
+        // From the Java library (as above). Python's package walks code points and differs here.
+        let hashids = Hashids::new("é漢字🎉", 9);
+        let expected = [
+            (0, "8wKZ0pZ6O"),
+            (1, "7kVLJGZz5"),
+            (2, "KwdNP1LO4"),
+            (1000000, "KZ00GAkZ6"),
+            (2147483647, "L438xxaKN"),
+        ];
+        for (id, hash) in expected {
+            assert_eq!(hashids.encode(id), hash, "id {id}");
+        }
+    }
+
+    #[test]
+    fn any_salt_and_number_encodes_without_panicking() {
+        let long = "x".repeat(1000);
+        for salt in ["", "é漢字🎉", long.as_str(), "\0\u{ffff}"] {
+            for min_length in [0, 1, 9, 60] {
+                let hashids = Hashids::new(salt, min_length);
+                for id in [0, 1, 43, 44, 99, 100, i64::from(i32::MAX), i64::MAX] {
+                    let hash = hashids.encode(id);
+                    assert!(hash.len() >= min_length.max(2), "{salt:?} {min_length} {id}");
+                    assert!(hash.bytes().all(|b| DEFAULT_ALPHABET.contains(&b)));
+                }
+            }
+        }
     }
 
     #[test]

@@ -236,15 +236,6 @@ struct Buckets {
 }
 
 impl Buckets {
-    fn new(mut entries: Vec<SaltEntry>) -> Option<Self> {
-        if entries.is_empty() {
-            return None;
-        }
-        let rest = entries.split_off(1);
-        let first = entries.pop()?;
-        Some(Self { first, rest })
-    }
-
     fn len(&self) -> usize {
         self.rest.len() + 1
     }
@@ -325,16 +316,17 @@ impl SaltSnapshot {
 #[derive(Clone)]
 pub struct SaltStore {
     first_level: Zeroizing<String>,
-    /// Stably sorted by `effective`; never empty.
-    snapshots: Vec<SaltSnapshot>,
-    /// The one that `snapshot_at` falls back to; equal to the last of `snapshots`.
+    /// All snapshots but the last, stably sorted by `effective`.
+    earlier: Vec<SaltSnapshot>,
+    /// The last snapshot by `effective`, kept apart so there always is one to fall back to.
     last: SaltSnapshot,
 }
 
 impl std::fmt::Debug for SaltStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SaltStore")
-            .field("snapshots", &self.snapshots)
+            .field("earlier", &self.earlier)
+            .field("last", &self.last)
             .finish_non_exhaustive()
     }
 }
@@ -354,17 +346,7 @@ impl SaltStore {
             .enumerate()
             .map(|(index, spec)| {
                 let file = Zeroizing::new(read_file(&spec.location)?);
-                let entries = parse_salt_file(&file, spec.size, index, &metadata.id_prefix, &hashids)?;
-                let buckets = Buckets::new(entries).ok_or_else(|| {
-                    StoreError::new(
-                        STORE,
-                        Problem::SaltLineCount {
-                            snapshot: index,
-                            expected: spec.size,
-                            found: 0,
-                        },
-                    )
-                })?;
+                let buckets = parse_salt_file(&file, spec.size, index, &metadata.id_prefix, &hashids)?;
                 Ok(SaltSnapshot {
                     effective_ms: spec.effective_ms,
                     expires_ms: spec
@@ -376,12 +358,11 @@ impl SaltStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         snapshots.sort_by_key(|s| s.effective_ms);
         let last = snapshots
-            .last()
-            .cloned()
+            .pop()
             .ok_or_else(|| StoreError::new(STORE, Problem::NoSaltSnapshots))?;
         Ok(Self {
             first_level: metadata.first_level.clone(),
-            snapshots,
+            earlier: snapshots,
             last,
         })
     }
@@ -392,15 +373,19 @@ impl SaltStore {
     }
 
     /// All snapshots, by `effective`.
-    pub fn snapshots(&self) -> &[SaltSnapshot] {
-        &self.snapshots
+    pub fn snapshots(&self) -> impl Iterator<Item = &SaltSnapshot> {
+        self.earlier.iter().chain(std::iter::once(&self.last))
+    }
+
+    /// The number of snapshots (at least 1).
+    pub fn snapshot_count(&self) -> usize {
+        self.earlier.len() + 1
     }
 
     /// The snapshot in force at `now_ms`: walking in `effective` order, the last of the leading
     /// run of effective snapshots; if the first is not effective, the last snapshot overall.
     pub fn snapshot_at(&self, now_ms: i64) -> &SaltSnapshot {
-        self.snapshots
-            .iter()
+        self.snapshots()
             .take_while(|s| s.is_effective(now_ms))
             .last()
             .unwrap_or(&self.last)
@@ -440,14 +425,14 @@ fn lines(text: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Parses one salt file of `size` lines.
+/// Parses one salt file of `size` (≥ 1) lines.
 fn parse_salt_file(
     bytes: &[u8],
     size: usize,
     snapshot: usize,
     id_prefix: &str,
     hashids: &Hashids,
-) -> Result<Vec<SaltEntry>, StoreError> {
+) -> Result<Buckets, StoreError> {
     let text = std::str::from_utf8(bytes).map_err(|_| StoreError::new(STORE, Problem::NotUtf8))?;
     let lines = lines(text);
     if lines.len() != size {
@@ -460,22 +445,34 @@ fn parse_salt_file(
             },
         ));
     }
-    lines
-        .iter()
-        .enumerate()
-        .map(|(index, line)| {
-            parse_line(line, id_prefix, hashids).map_err(|issue| {
-                StoreError::new(
-                    STORE,
-                    Problem::SaltLine {
-                        snapshot,
-                        line: index + 1,
-                        issue,
-                    },
-                )
-            })
+    let parse = |index: usize, line: &str| {
+        parse_line(line, id_prefix, hashids).map_err(|issue| {
+            StoreError::new(
+                STORE,
+                Problem::SaltLine {
+                    snapshot,
+                    line: index + 1,
+                    issue,
+                },
+            )
         })
-        .collect()
+    };
+    let mut numbered = lines.iter().enumerate();
+    let Some((index, line)) = numbered.next() else {
+        return Err(StoreError::new(
+            STORE,
+            Problem::SaltLineCount {
+                snapshot,
+                expected: size,
+                found: 0,
+            },
+        ));
+    };
+    let first = parse(index, line)?;
+    let rest = numbered
+        .map(|(index, line)| parse(index, line))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Buckets { first, rest })
 }
 
 fn text_field(field: &str) -> Option<Zeroizing<String>> {

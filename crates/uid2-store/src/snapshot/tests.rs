@@ -262,7 +262,7 @@ fn site_data_for_the_dsp() {
 #[test]
 fn salts_choose_the_newest_snapshot() {
     let snapshot = reference();
-    assert_eq!(snapshot.salts.snapshots().len(), 2);
+    assert_eq!(snapshot.salts.snapshot_count(), 2);
     assert_eq!(snapshot.salts.snapshot_at(NOW).effective_ms(), 1745907348982);
     assert_eq!(snapshot.salts.snapshot_at(NOW).len(), 5);
 }
