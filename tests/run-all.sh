@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test of the project: the Rust workspace (unit, vector and HTTP integration tests)
+# and the official Python SDK (uid2-client 2.9.0) against the real operator binary.
+#
+# Needs: a Rust toolchain and python3 with venv. On a fresh Debian machine without the venv
+# module, it installs python3-venv when run as root, or says what to install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing python3-venv (needed for the SDK tests)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+    else
+        echo "python3 with the venv module is required for the SDK tests: apt-get install python3-venv" >&2
+        exit 1
+    fi
+fi
+
+echo "== cargo test --workspace"
+cargo test --workspace
+
+echo "== official SDK conformance (uid2-client 2.9.0)"
+cargo build -p uid2-operator
+UID2_OPERATOR_BIN="$PWD/target/debug/uid2-operator" tests/sdk/run.sh
