@@ -1,0 +1,164 @@
+"""Fixtures: the real operator binary (started once per session) and the collector of secrets.
+
+The suite installs nothing and builds nothing. It expects a venv with tests/sdk/requirements.txt
+and the release binary at $UID2_OPERATOR_BIN (default target/release/uid2-operator under the repo
+root); tests/sdk/run.sh does both.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sdkharness import DSP, PUBLISHER_124, REPO_ROOT, SPECIAL, Sensitive
+
+# The SDK calls urllib without a timeout; bound every socket operation of this process.
+socket.setdefaulttimeout(15)
+
+API_BASE_PORT = 8080
+METRICS_BASE_PORT = 9080
+MAX_PORT_ATTEMPTS = 20
+HEALTH_DEADLINE_S = 30.0
+HEALTH_POLL_S = 0.1
+STOP_GRACE_S = 10.0
+
+
+@dataclass
+class RunningOperator:
+    base_url: str
+    port: int
+    log_path: Path
+    process: subprocess.Popen
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def _operator_binary() -> Path:
+    configured = os.environ.get("UID2_OPERATOR_BIN")
+    path = Path(configured) if configured else Path("target/release/uid2-operator")
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.fail(
+            f"operator binary not found or not executable: {path}\n"
+            "build it with `cargo build --release -p uid2-operator`, or point UID2_OPERATOR_BIN at it "
+            "(tests/sdk/run.sh does the build when UID2_OPERATOR_BIN is unset)",
+            pytrace=False,
+        )
+    return path
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _healthcheck(port: int) -> tuple[int, str] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ops/healthcheck", timeout=1) as resp:
+            return resp.status, resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(errors="replace")
+    except OSError:
+        return None
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=STOP_GRACE_S)
+
+
+def _start(binary: Path, offset: int, log_path: Path) -> tuple[subprocess.Popen | None, str]:
+    """Starts the operator with `port_offset=offset`; returns it once healthy, or None and why."""
+    env = dict(os.environ)
+    env.update({"port_offset": str(offset), "RUST_LOG": "debug", "NO_COLOR": "1"})
+    port = API_BASE_PORT + offset
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [str(binary)],
+            cwd=str(log_path.parent),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + HEALTH_DEADLINE_S
+    last = None
+    for _ in range(int(HEALTH_DEADLINE_S / HEALTH_POLL_S) + 1):
+        if process.poll() is not None:
+            return None, f"exited with status {process.returncode} before becoming healthy"
+        last = _healthcheck(port)
+        if last == (200, "OK"):
+            return process, ""
+        if time.monotonic() > deadline:
+            break
+        time.sleep(HEALTH_POLL_S)
+    _stop(process)
+    return None, f"not healthy within {HEALTH_DEADLINE_S:.0f} s (last healthcheck answer: {last})"
+
+
+@pytest.fixture(scope="session")
+def operator(tmp_path_factory) -> RunningOperator:
+    """The real operator binary in local mode on loopback, started once for the session."""
+    binary = _operator_binary()
+    log_path = tmp_path_factory.mktemp("operator") / "operator.log"
+    rng = random.Random()
+    problems = []
+    process = None
+    offset = 0
+    for _ in range(MAX_PORT_ATTEMPTS):
+        offset = rng.randint(100, 900)
+        if not (_port_is_free(API_BASE_PORT + offset) and _port_is_free(METRICS_BASE_PORT + offset)):
+            problems.append(f"offset {offset}: port in use")
+            continue
+        process, why = _start(binary, offset, log_path)
+        if process is not None:
+            break
+        problems.append(f"offset {offset}: {why}")
+    if process is None:
+        tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
+        pytest.fail(
+            f"could not start {binary} after {MAX_PORT_ATTEMPTS} attempts:\n  "
+            + "\n  ".join(problems)
+            + f"\nlog ({log_path}) ends with:\n{tail}",
+            pytrace=False,
+        )
+    port = API_BASE_PORT + offset
+    try:
+        yield RunningOperator(f"http://127.0.0.1:{port}", port, log_path, process)
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
+def base_url(operator: RunningOperator) -> str:
+    return operator.base_url
+
+
+@pytest.fixture(scope="session")
+def sensitive() -> Sensitive:
+    """Collects every secret and piece of DII used in the session (checked against the log last)."""
+    collected = Sensitive()
+    for client in (SPECIAL, DSP, PUBLISHER_124):
+        collected.add_client(client)
+    return collected

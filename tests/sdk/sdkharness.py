@@ -1,0 +1,184 @@
+"""Shared facts and helpers for the official-SDK conformance suite.
+
+Everything here is test data from the reference operator's local store (see
+testdata/reference-store and testdata/local-store) and small helpers written for this suite.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# The operator's local runtime config (testdata/local-store/runtime_config/metadata.json).
+IDENTITY_TTL_S = 3600
+REFRESH_TTL_S = 86400
+REFRESH_AFTER_S = 900
+
+# Slack for "≈ now + ttl" checks: the operator and the tests share one clock, so only the
+# request latency separates the two readings.
+TIME_SLACK_MS = 5_000
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    name: str
+    site_id: int
+    key: str
+    secret: str
+
+
+# sdk.md §3.1: the clients of the reference's test store.
+SPECIAL = ApiClient(
+    "Special (site 999: MAPPER GENERATOR ID_READER SHARER OPTOUT)",
+    999,
+    "UID2-C-L-999-fCXrMM.fsR3mDqAXELtWWMS+xG1s7RdgRTMqdOH2qaAo=",
+    "DzBzbjTJcYL0swDtFs2krRNu+g1Eokm2tBU4dEuD0Wk=",
+)
+DSP = ApiClient(
+    "DSP (site 123: ID_READER)",
+    123,
+    "UID2-C-L-123-t32pCM.5NCX1E94UgOd2f8zhsKmxzCoyhXohHYSSWR8U=",
+    "FsD4bvtjMkeTonx6HvQp6u0EiI1ApGH4pIZzZ5P7UcQ=",
+)
+PUBLISHER_124 = ApiClient(
+    "Publisher (site 124: GENERATOR)",
+    124,
+    "UID2-C-L-124-H8VwqX.l2G4TCuUWYAqdqkeG/UqtFoPEoXirKn4kHWxc=",
+    "NcMgi6Y8C80SlxvV7pYlfcvEIo+2b0508tYQ3pKK8HM=",
+)
+
+# sdk.md §3.3: the client-side (CSTG) keypair of site 123.
+CSTG_SUBSCRIPTION_ID = "4WvryDGbR5"
+CSTG_SITE_ID = 123
+CSTG_SERVER_PUBLIC_KEY = (
+    "UID2-X-L-MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEtXJdTSZAYHvoRDWiehMHoWF1BNPuqLs5w2ZHiAZ1IJc7"
+    "O4/z0ojPTB0V+KYX/wxQK0hxx6kxCvHj335eI/ZQsQ=="
+)
+
+# Hard-coded test identities of the reference operator (api.md §6.4).
+OPTOUT_EMAIL = "optout@example.com"
+OPTOUT_PHONE = "+00000000000"
+REFRESH_OPTOUT_EMAIL = "refresh-optout@example.com"
+REFRESH_OPTOUT_PHONE = "+00000000002"
+
+URLSAFE_B64 = re.compile(r"^[A-Za-z0-9_-]+$")
+STD_B64 = re.compile(r"^[A-Za-z0-9+/]+={0,2}$")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def sha256_b64(text: str) -> str:
+    """Base64 SHA-256 of UTF-8 text: the form of `email_hash` / `phone_hash`."""
+    return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+def b64decode_std(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+def b64decode_url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def first_level_salt() -> str:
+    meta = json.loads((REPO_ROOT / "testdata/reference-store/salts/metadata.json").read_text())
+    return meta["first_level"]
+
+
+def first_level_hash_b64(identity_hash_b64: str) -> str:
+    """FLH = SHA-256(b64(identity hash) ‖ first-level salt), as text (tokens.md §1.2)."""
+    digest = hashlib.sha256((identity_hash_b64 + first_level_salt()).encode()).digest()
+    return base64.b64encode(digest).decode()
+
+
+class Sensitive:
+    """Every secret or piece of DII that the suite sends or receives, by kind.
+
+    The final test reads the operator's log and asserts none of these appear in it.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, set[str]] = {}
+
+    def add(self, kind: str, value: str | None) -> None:
+        if value:
+            self.values.setdefault(kind, set()).add(value)
+
+    def add_client(self, client: ApiClient) -> None:
+        self.add("api_key", client.key)
+        self.add("api_secret", client.secret)
+
+    def add_email(self, email: str, normalized: str | None = None) -> None:
+        self.add("email", email)
+        normalized = normalized or email.strip().lower()
+        self.add("email", normalized)
+        self._add_identity_hash(sha256_b64(normalized))
+
+    def add_phone(self, phone: str) -> None:
+        self.add("phone", phone)
+        self._add_identity_hash(sha256_b64(phone))
+
+    def _add_identity_hash(self, hash_b64: str) -> None:
+        self.add("identity_hash", hash_b64)
+        self.add("identity_hash_hex", b64decode_std(hash_b64).hex())
+        self.add("first_level_hash", first_level_hash_b64(hash_b64))
+
+    def add_identity(self, tokens: dict) -> None:
+        """The six fields of a generate/refresh body (only the secret ones are recorded)."""
+        self.add("advertising_token", tokens.get("advertising_token"))
+        self.add("refresh_token", tokens.get("refresh_token"))
+        self.add("refresh_response_key", tokens.get("refresh_response_key"))
+
+    def add_sdk_identity(self, identity) -> None:
+        """An SDK `IdentityTokens`."""
+        self.add("advertising_token", identity.get_advertising_token())
+        self.add("refresh_token", identity.get_refresh_token())
+        self.add("refresh_response_key", identity.get_refresh_response_key())
+
+    def count(self) -> int:
+        return sum(len(v) for v in self.values.values())
+
+
+def needles(kind: str, value: str) -> list[str]:
+    """Forms of `value` whose presence in a log counts as a leak."""
+    forms = {value}
+    if len(value) >= 40:
+        # A truncated value is still a leak; 24 characters of a token, key or hash are unique.
+        forms.add(value[:24])
+    if kind in {"identity_hash", "first_level_hash", "refresh_response_key", "api_secret", "raw_uid"}:
+        raw = base64.b64decode(value + "=" * (-len(value) % 4))
+        forms.add(raw.hex())
+        forms.add(base64.urlsafe_b64encode(raw).decode().rstrip("="))
+        # Rust `{:?}` of a byte slice: "[12, 200, 7, ...".
+        forms.add("[" + ", ".join(str(b) for b in raw[:8]))
+    if kind == "advertising_token":
+        # The same bytes in standard base64.
+        forms.add(base64.b64encode(b64decode_url(value)).decode()[:24])
+    if kind == "email":
+        forms.add(value.lower())
+    return sorted(f for f in forms if f)
+
+
+def strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
+
+
+def find_leaks(log_text: str, sensitive: Sensitive) -> list[str]:
+    found = []
+    for kind, values in sorted(sensitive.values.items()):
+        for value in sorted(values):
+            for needle in needles(kind, value):
+                if needle in log_text:
+                    line = next(ln for ln in log_text.splitlines() if needle in ln)
+                    found.append(f"{kind} {value[:12]}… (as {needle[:16]}…) in log line: {line[:300]}")
+                    break
+    return found
