@@ -443,12 +443,18 @@ pub(crate) async fn record(State(metrics): State<Arc<Metrics>>, request: Request
     let path = path_label(request.uri().path());
     let response = next.run(request).await;
     let meta = response.extensions().get::<ResponseMeta>().cloned().unwrap_or_default();
-    metrics.http_request(
-        &meta,
-        response.status().as_u16(),
-        &method,
-        path,
-        started.elapsed().as_secs_f64(),
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    metrics.http_request(&meta, status, &method, path, elapsed.as_secs_f64());
+    // The route label, never the raw URI: unknown paths are `/unknown`, and nothing from the
+    // request body or headers is logged.
+    tracing::debug!(
+        method = %method,
+        route = path,
+        status,
+        micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+        site_id = meta.site_id,
+        "request"
     );
     response
 }

@@ -9,7 +9,7 @@
 use url::{Host, Url};
 
 pub(crate) fn is_domain_allowed(origin: &str, domain_names: &[String]) -> bool {
-    registrable_domain(origin).is_some_and(|d| domain_names.iter().any(|n| *n == d))
+    registrable_domain(origin).is_some_and(|d| domain_names.contains(&d))
 }
 
 pub(crate) fn registrable_domain(origin: &str) -> Option<String> {

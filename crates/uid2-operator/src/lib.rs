@@ -62,7 +62,7 @@ impl App {
             sites_and_keypairs: config.api.client_side_token_generate,
             services_and_links: config.api.validate_service_links,
             runtime_config: match &config.static_runtime_config {
-                Some(rc) => RuntimeConfigOrigin::Static(rc.clone()),
+                Some(rc) => RuntimeConfigOrigin::Static(*rc),
                 None => RuntimeConfigOrigin::Store,
             },
         };

@@ -72,7 +72,7 @@ pub(crate) fn parse_local_date_time_ms(text: &str) -> Option<i64> {
         let second: u8 = digits(sec, 2, 2)?;
         let nanos = match frac {
             None => 0,
-            Some(f) if f.is_empty() => 0,
+            Some("") => 0,
             Some(f) => {
                 let n: u32 = digits(f, 1, 9)?;
                 n * 10u32.pow(9 - u32::try_from(f.len()).ok()?)
