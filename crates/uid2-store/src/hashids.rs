@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn the_cross_checked_vector_file() {
-        let table = include_str!("../testdata/hashids_vectors.tsv");
+        let table = include_str!("../../../testdata/hashids_vectors.tsv");
         let mut checked = 0;
         for line in table.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
             let mut fields = line.split('\t');
