@@ -22,23 +22,23 @@ use crate::service_link;
 use crate::state::AppState;
 
 #[derive(Serialize)]
-struct MappedItem<'a> {
-    identifier: &'a Value,
+struct MappedItem {
+    identifier: Value,
     advertising_id: String,
     bucket_id: String,
 }
 
 #[derive(Serialize)]
-struct UnmappedItem<'a> {
-    identifier: &'a Value,
+struct UnmappedItem {
+    identifier: Value,
     reason: &'static str,
 }
 
 #[derive(Serialize)]
-struct MapResponse<'a> {
-    mapped: Vec<MappedItem<'a>>,
+struct MapResponse {
+    mapped: Vec<MappedItem>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    unmapped: Vec<UnmappedItem<'a>>,
+    unmapped: Vec<UnmappedItem>,
 }
 
 const FIELDS: [&str; 4] = ["email", "email_hash", "phone", "phone_hash"];
@@ -82,11 +82,14 @@ fn map(app: &AppState, req: &Enveloped) -> Result<Reply, ApiError> {
     };
     let (mut invalid, mut optout) = (0u64, 0u64);
     for item in items {
+        // Read as text like the reference's `getString` (a number becomes its digits), and echo
+        // that text; only JSON null stays null.
         let text = match item {
             Value::Null => None,
             Value::String(s) => Some(s.clone()),
             other => Some(other.to_string()),
         };
+        let identifier = text.clone().map_or(Value::Null, Value::String);
         let dii = text.as_deref().map(|t| match field {
             "email" => Dii::Email(t),
             "email_hash" => Dii::EmailHash(t),
@@ -95,21 +98,21 @@ fn map(app: &AppState, req: &Enveloped) -> Result<Reply, ApiError> {
         });
         match map_dii(app, &req.serving, dii, req.now_ms)? {
             MapOutcome::Mapped(m) => response.mapped.push(MappedItem {
-                identifier: item,
+                identifier,
                 advertising_id: base64::encode(&m.raw_uid),
                 bucket_id: m.bucket_id,
             }),
             MapOutcome::OptOut => {
                 optout += 1;
                 response.unmapped.push(UnmappedItem {
-                    identifier: item,
+                    identifier,
                     reason: "optout",
                 });
             }
             MapOutcome::Invalid => {
                 invalid += 1;
                 response.unmapped.push(UnmappedItem {
-                    identifier: item,
+                    identifier,
                     reason: "invalid identifier",
                 });
             }
