@@ -182,3 +182,83 @@ def find_leaks(log_text: str, sensitive: Sensitive) -> list[str]:
                     found.append(f"{kind} {value[:12]}… (as {needle[:16]}…) in log line: {line[:300]}")
                     break
     return found
+
+
+# --- Expected raw UIDs, computed from the fixture salts (tokens.md §1, api.md §7) -------------
+
+
+@dataclass(frozen=True)
+class SaltLine:
+    bucket: int
+    last_updated_ms: int
+    current_salt: str | None
+    refresh_from_ms: int
+    previous_salt: str | None
+    current_key: tuple[int, str, str] | None  # (id, key, salt)
+    previous_key: tuple[int, str, str] | None
+
+
+def fixture_salt_lines() -> list[SaltLine]:
+    """The salt snapshot in force (both fixture snapshots have the same five lines)."""
+    text = (REPO_ROOT / "testdata/reference-store/salts/salts.txt.1745907348982").read_text()
+    lines = []
+    for row in text.strip().splitlines():
+        f = row.split(",")
+        cur_key = (int(f[5]), f[6], f[7]) if f[5] else None
+        prev_key = (int(f[8]), f[9], f[10]) if len(f) > 10 and f[8] else None
+        lines.append(SaltLine(int(f[0]), int(f[1]), f[2] or None, int(f[3]), f[4] or None, cur_key, prev_key))
+    return lines
+
+
+def bucket_index(first_level_hash: bytes, count: int) -> int:
+    h = (first_level_hash[0] << 12) | (first_level_hash[1] << 4) | (first_level_hash[2] & 0x0F)
+    return h if count == 1_048_576 else h % count
+
+
+def _raw_uid_from_salt(flh: bytes, salt: str) -> bytes:
+    return hashlib.sha256((base64.b64encode(flh).decode() + salt).encode()).digest()
+
+
+def _raw_uid_from_key(flh: bytes, key: tuple[int, str, str], identity_type: int) -> bytes:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    key_id, key_text, salt = key
+    metadata = bytes([(0 << 6) | (1 << 5) | (0 << 4) | (identity_type << 2)])  # env test, UID2
+    kid = key_id.to_bytes(4, "big")[1:]
+    half = flh[16:]
+    iv = hashlib.sha256(salt.encode() + half + metadata + kid).digest()[:12]
+    enc = Cipher(algorithms.AES(key_text.encode()), modes.CTR(iv + b"\0\0\0\0")).encryptor()
+    body = metadata + kid + iv + enc.update(half) + enc.finalize()
+    checksum = 0
+    for b in body:
+        checksum ^= b
+    return body + bytes([checksum])
+
+
+def expected_mapping(identity_hash_b64: str, identity_type: int, now: int) -> dict:
+    """What /v3/identity/map should answer for an identity: {u, p, r, bucket_line}.
+
+    identity_type: 0 email, 1 phone. `now` in epoch ms.
+    """
+    flh = b64decode_std(first_level_hash_b64(identity_hash_b64))
+    lines = fixture_salt_lines()
+    line = lines[bucket_index(flh, len(lines))]
+    if line.current_salt:
+        current = _raw_uid_from_salt(flh, line.current_salt)
+    else:
+        current = _raw_uid_from_key(flh, line.current_key, identity_type)
+    previous = None
+    if (now - line.last_updated_ms) // 86_400_000 < 90:
+        if line.previous_salt:
+            previous = _raw_uid_from_salt(flh, line.previous_salt)
+        elif line.previous_key:
+            previous = _raw_uid_from_key(flh, line.previous_key, identity_type)
+    r = line.refresh_from_ms // 1000
+    if line.refresh_from_ms <= now:
+        r = (now // 86_400_000 + 1) * 86_400  # the next UTC midnight
+    return {
+        "u": base64.b64encode(current).decode(),
+        "p": base64.b64encode(previous).decode() if previous else None,
+        "r": r,
+        "line": line,
+    }
