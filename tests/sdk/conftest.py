@@ -26,7 +26,8 @@ socket.setdefaulttimeout(15)
 
 API_BASE_PORT = 8080
 METRICS_BASE_PORT = 9080
-MAX_PORT_ATTEMPTS = 20
+MAX_PORT_ATTEMPTS = 20  # offsets tried in all
+MAX_STARTS = 5  # of which started (an early exit may be a lost race for the port)
 HEALTH_DEADLINE_S = 30.0
 HEALTH_POLL_S = 0.1
 STOP_GRACE_S = 10.0
@@ -126,19 +127,25 @@ def operator(tmp_path_factory) -> RunningOperator:
     problems = []
     process = None
     offset = 0
+    starts = 0
     for _ in range(MAX_PORT_ATTEMPTS):
+        if starts >= MAX_STARTS:
+            break
         offset = rng.randint(100, 900)
         if not (_port_is_free(API_BASE_PORT + offset) and _port_is_free(METRICS_BASE_PORT + offset)):
             problems.append(f"offset {offset}: port in use")
             continue
+        starts += 1
         process, why = _start(binary, offset, log_path)
         if process is not None:
             break
         problems.append(f"offset {offset}: {why}")
+        if why.startswith("not healthy"):
+            break  # a hung start is not a port race: do not wait 30 s again
     if process is None:
         tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
         pytest.fail(
-            f"could not start {binary} after {MAX_PORT_ATTEMPTS} attempts:\n  "
+            f"could not start {binary} ({starts} start(s), {len(problems)} offset(s) tried):\n  "
             + "\n  ".join(problems)
             + f"\nlog ({log_path}) ends with:\n{tail}",
             pytrace=False,

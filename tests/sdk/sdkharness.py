@@ -262,3 +262,27 @@ def expected_mapping(identity_hash_b64: str, identity_type: int, now: int) -> di
         "r": r,
         "line": line,
     }
+
+
+def open_v4_token(token: str, keys) -> dict:
+    """Decrypts a V4 advertising token by hand (tokens.md §2.1) with an SDK key collection, to
+    read what the Python SDK misreports (privacy bits, sdk.md §1.5 quirk 2)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    raw = b64decode_url(token)
+    assert raw[1] == 0x80, "not a V4 token"
+    master = keys.get(int.from_bytes(raw[2:6], "big"))
+    master_payload = AESGCM(master.secret).decrypt(raw[6:18], raw[18:], None)
+    site_key = keys.get(int.from_bytes(master_payload[29:33], "big"))
+    blob = master_payload[33:]
+    site_payload = AESGCM(site_key.secret).decrypt(blob[:12], blob[12:], None)
+    return {
+        "master_key_id": master.key_id,
+        "site_key_id": site_key.key_id,
+        "expires_ms": int.from_bytes(master_payload[0:8], "big"),
+        "created_ms": int.from_bytes(master_payload[8:16], "big"),
+        "site_id": int.from_bytes(site_payload[0:4], "big"),
+        "privacy_bits": int.from_bytes(site_payload[16:20], "big"),
+        "established_ms": int.from_bytes(site_payload[20:28], "big"),
+        "raw_uid": base64.b64encode(site_payload[36:]).decode(),
+    }

@@ -17,7 +17,7 @@ from uid2_client import (
     Uid2PublisherClient,
 )
 
-from sdkharness import DSP, PUBLISHER_124, SPECIAL, sha256_b64
+from sdkharness import DSP, PUBLISHER_124, SPECIAL, open_v4_token, sha256_b64
 
 EMAIL = "sdk.bidstream.user@example.com"
 GMAIL_RAW = "  SDK.Bid.Stream+campaign@GMail.com"  # the operator normalises it: sdkbidstream@gmail.com
@@ -53,6 +53,7 @@ def bidstream_client(base_url, client) -> BidstreamClient:
     bidstream = BidstreamClient(base_url, client.key, client.secret)
     refreshed = bidstream.refresh()
     assert refreshed.success, f"{client.name}: /v2/key/bidstream refresh failed: {refreshed.reason}"
+    bidstream.served_keys = refreshed.keys
     return bidstream
 
 
@@ -103,6 +104,11 @@ def test_site_999_decrypts_its_token_to_the_mapped_raw_uid(
     token = generate_token(publisher, sensitive, make_input())
     decrypted = bidstream_999.decrypt_token_into_raw_uid(token, DOMAIN)
     check_decrypted(decrypted, mapped_uids[identity], identity_type)
+    opened = open_v4_token(token, bidstream_999.served_keys)
+    assert opened["privacy_bits"] == 1, "a server-side generated token carries privacy bits 1"
+    assert opened["site_key_id"] == 99999, "site 999's default keyset 99999 encrypts its tokens"
+    assert opened["master_key_id"] == 101
+    assert opened["expires_ms"] - opened["created_ms"] == 3600 * 1000
 
 
 def test_refreshed_token_decrypts_to_the_same_raw_uid(publisher, sensitive, mapped_uids, bidstream_999):
