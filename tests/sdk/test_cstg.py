@@ -126,8 +126,12 @@ def dsp_keys(base_url):
 def mapped(base_url, sensitive) -> dict:
     mapper = IdentityMapClient(base_url, SPECIAL.key, SPECIAL.secret)
     uids = {
-        EMAIL: mapper.generate_identity_map(IdentityMapInput.from_emails([EMAIL])).mapped_identities[EMAIL].get_raw_uid(),
-        PHONE: mapper.generate_identity_map(IdentityMapInput.from_phones([PHONE])).mapped_identities[PHONE].get_raw_uid(),
+        EMAIL: mapper.generate_identity_map(IdentityMapInput.from_emails([EMAIL]))
+        .mapped_identities[EMAIL]
+        .get_raw_uid(),
+        PHONE: mapper.generate_identity_map(IdentityMapInput.from_phones([PHONE]))
+        .mapped_identities[PHONE]
+        .get_raw_uid(),
     }
     for uid in uids.values():
         sensitive.add("raw_uid", uid)
@@ -185,12 +189,23 @@ def test_cstg_token_decrypts_for_site_123_and_refreshes(
     assert open_v4_token(new.get_advertising_token(), keys)["privacy_bits"] == 3
 
 
+@pytest.mark.parametrize("origin_header", ["https://www.uidapi.com", "https://uidapi.com:8443", "http://app.localhost"])
+def test_cstg_accepts_the_site_domains(cstg, origin_header):
+    """Site 123 allows localhost and uidapi.com: any host whose registrable domain is one of them,
+    and a single label under localhost (api.md §5.5)."""
+    answer = cstg.generate({"email_hash": sha256_b64(EMAIL)}, origin_header)
+    assert answer["status"] == "success"
+
+
 def test_cstg_opted_out_identity(cstg, origin):
     answer = cstg.generate({"email_hash": sha256_b64(OPTOUT_EMAIL)}, origin)
     assert answer == {"status": "optout"}
 
 
-@pytest.mark.parametrize("origin_header", ["https://example.org", "https://localhost.example.org"])
+@pytest.mark.parametrize(
+    "origin_header",
+    ["https://example.org", "https://localhost.example.org", "http://a.b.localhost", "http://127.0.0.1:8080", "null"],
+)
 def test_cstg_rejects_an_unexpected_origin(cstg, origin_header):
     status, _, body = cstg.post({"email_hash": sha256_b64(EMAIL)}, origin_header)
     assert status == 403

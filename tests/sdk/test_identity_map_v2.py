@@ -10,7 +10,17 @@ from uid2_client import IdentityMapClient, IdentityMapInput
 from uid2_client.identity_map_response import IdentityMapResponse
 from uid2_client.request_response_util import auth_headers, create_envelope, make_request, parse_response
 
-from sdkharness import OPTOUT_EMAIL, OPTOUT_PHONE, SPECIAL, STD_B64, b64decode_std, sha256_b64
+from sdkharness import (
+    OPTOUT_EMAIL,
+    OPTOUT_PHONE,
+    SPECIAL,
+    STD_B64,
+    b64decode_std,
+    bucket_index,
+    first_level_hash_b64,
+    fixture_salt_lines,
+    sha256_b64,
+)
 
 EMAILS = ["sdk.map.one@example.com", "sdk.map.two@example.org"]
 PHONES = ["+12065550102", "+447700900123"]
@@ -107,9 +117,17 @@ def test_raw_invalid_email_through_the_sdk_envelope(base_url, sensitive):
     assert {k: v.get_reason() for k, v in response.unmapped_identities.items()} == {
         "not an email": "invalid identifier"
     }
-    # The operator normalises the raw email (every space before @ dropped, ASCII lowercased).
+    # The operator normalises the raw email: every space before @ dropped (unlike the Python
+    # SDK, sdk.md §1.5 quirk 6), ASCII lowercased.
     assert set(response.mapped_identities) == {identifiers[1]}
     check_mapped(response.mapped_identities[identifiers[1]], sensitive)
+    normalized = IdentityMapClient(base_url, SPECIAL.key, SPECIAL.secret).generate_identity_map(
+        IdentityMapInput.from_emails(["notanemail@example.com"])
+    )
+    assert (
+        response.mapped_identities[identifiers[1]].get_raw_uid()
+        == normalized.mapped_identities["notanemail@example.com"].get_raw_uid()
+    )
 
 
 def test_buckets_since_early_date_lists_all_five(all_buckets):
@@ -122,6 +140,25 @@ def test_buckets_since_early_date_lists_all_five(all_buckets):
         assert len(last.rsplit(".", 1)[1]) == 3, f"last_updated {last} does not have 3 fractional digits"
         # The fixture salts were last updated in 2026-2027.
         assert 2026 <= parsed.year <= 2027, last
+
+
+def test_buckets_match_the_fixture_salt_file(all_buckets):
+    """Salt-file order, last_updated = the line's ms value as yyyy-MM-ddTHH:mm:ss.SSS (UTC)."""
+    lines = fixture_salt_lines()
+    expected = [
+        dt.datetime.fromtimestamp(line.last_updated_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+        for line in lines
+    ]
+    assert [b.get_last_updated() for b in all_buckets] == expected
+
+
+def test_bucket_id_is_the_identity_salt_bucket(mapper, all_buckets):
+    """The bucket_id of a mapped identity is the bucket its first-level hash indexes."""
+    ordered = [b.get_bucket_id() for b in all_buckets]
+    response = mapper.generate_identity_map(IdentityMapInput.from_emails(EMAILS))
+    for email in EMAILS:
+        flh = b64decode_std(first_level_hash_b64(sha256_b64(email)))
+        assert response.mapped_identities[email].get_bucket_id() == ordered[bucket_index(flh, len(ordered))]
 
 
 def test_buckets_since_filters_by_last_updated(mapper, all_buckets):

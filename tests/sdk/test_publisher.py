@@ -156,3 +156,23 @@ def test_refresh_optout_identity_generates_then_refresh_is_optout(publisher, sen
     refreshed, _, _ = refresh(publisher, sensitive, generated.get_identity())
     assert refreshed.status == "optout"
     assert refreshed.is_optout() and refreshed.get_identity() is None
+
+
+def test_a_refresh_token_can_be_used_more_than_once(publisher, sensitive):
+    """No single-use tracking: the same refresh token refreshes again until it expires
+    (api.md §5.2, refresh logic step 6)."""
+    generated, _, _ = generate(publisher, sensitive, TokenGenerateInput.from_email(EMAIL))
+    first = generated.get_identity()
+    one, _, _ = refresh(publisher, sensitive, first)
+    two, _, _ = refresh(publisher, sensitive, first)
+    assert one.status == "success" and two.status == "success"
+    assert one.get_identity().get_advertising_token() != two.get_identity().get_advertising_token()
+
+
+def test_refresh_needs_no_api_key(base_url, publisher, sensitive):
+    """/v2/token/refresh has optional auth: a client with a bogus key refreshes all the same."""
+    generated, _, _ = generate(publisher, sensitive, TokenGenerateInput.from_phone(PHONE))
+    anonymous = Uid2PublisherClient(base_url, "not-a-key", SPECIAL.secret)
+    refreshed, before, after = refresh(anonymous, sensitive, generated.get_identity())
+    assert refreshed.status == "success"
+    check_identity(refreshed.get_identity(), "B4", 0x07, before, after)
