@@ -266,8 +266,9 @@ pub fn load(file_text: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Re
             "false (the reference's unencrypted development mode) is not supported; remove the key",
         );
     }
-    // Read first: whether Core is configured decides some defaults (CSTG is on in local mode, as in
-    // the reference's local configuration, and off by default otherwise, as in its code).
+    // Read first: whether Core is configured decides some defaults. In local mode CSTG and app
+    // names in `site_data` are on, as in the reference's local configuration; otherwise they
+    // default to off, as in its code.
     let core_attest_url = r.string("core_attest_url");
     let local_mode = core_attest_url.is_none();
     let defaults = uid2_api::ApiConfig::default();
@@ -280,10 +281,7 @@ pub fn load(file_text: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Re
             "client_side_token_generate_domain_name_check_enabled",
             defaults.cstg_domain_name_check,
         ),
-        key_sharing_provide_app_names: r.bool(
-            "key_sharing_endpoint_provide_app_names",
-            defaults.key_sharing_provide_app_names,
-        ),
+        key_sharing_provide_app_names: r.bool("key_sharing_endpoint_provide_app_names", local_mode),
         allow_clock_skew_seconds: r.int("allow_clock_skew_seconds", 1800, 0, i64::from(i32::MAX)),
         optout_status_api_enabled: r.bool("optout_status_api_enabled", true),
         optout_status_max_request_size: usize::try_from(r.int("optout_status_max_request_size", 5000, 0, 1_000_000))
