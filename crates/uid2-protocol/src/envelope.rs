@@ -156,7 +156,9 @@ fn open_bytes(bytes: &[u8], secret: &SecretKey, now_ms: i64) -> Result<OpenedReq
     let payload = if json.is_empty() {
         None
     } else {
-        match serde_json::from_slice::<Value>(json) {
+        // The reference decodes the payload as UTF-8 with replacement characters before parsing,
+        // so invalid UTF-8 inside a string is not an error there either.
+        match serde_json::from_str::<Value>(&String::from_utf8_lossy(json)) {
             Ok(Value::Object(map)) => Some(map),
             _ => return Err(EnvelopeError::PayloadNotJson),
         }

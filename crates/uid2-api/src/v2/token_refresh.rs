@@ -49,7 +49,8 @@ pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Res
         }
         let text = String::from_utf8_lossy(&body);
 
-        let (inner, response_key) = if text.chars().count() == ENVELOPE_LEN {
+        // The reference compares Java's string length, in UTF-16 code units.
+        let (inner, response_key) = if text.encode_utf16().count() == ENVELOPE_LEN {
             let opened = refresh_envelope::open(&text, &serving.store.key_manager())
                 .map_err(|e| ApiError::client_error(e.to_string()))?;
             (opened.refresh_token, Some(opened.response_key))

@@ -133,6 +133,14 @@ fn refusals_in_reference_order() {
         open_request(crate::base64::encode(&not_json).as_bytes(), false, &secret, TS).err(),
         Some(EnvelopeError::PayloadNotJson)
     );
+    // Invalid UTF-8 inside a string is replaced, as the reference's decoding does.
+    let lossy = seal_request(&secret, TS, &nonce(), b"{\"email\":\"\xff\xfe@example.com\"}", &iv());
+    let opened = open_request(crate::base64::encode(&lossy).as_bytes(), false, &secret, TS).expect("lossy payload");
+    let email = opened
+        .payload
+        .and_then(|p| p.get("email").and_then(|v| v.as_str().map(str::to_owned)));
+    assert_eq!(email.as_deref(), Some("\u{FFFD}\u{FFFD}@example.com"));
+
     let empty = seal_request(&secret, TS, &nonce(), b"", &iv());
     let opened =
         open_request(crate::base64::encode(&empty).as_bytes(), false, &secret, TS).expect("empty payload is fine");

@@ -49,6 +49,9 @@ pub enum EnvelopeError {
 #[derive(serde::Deserialize)]
 struct EnvelopeJson {
     refresh_response_key: String,
+    /// Read leniently, as the reference does: a missing token reaches the refresh logic as an
+    /// empty (invalid) token rather than failing the envelope.
+    #[serde(default)]
     refresh_token: String,
 }
 

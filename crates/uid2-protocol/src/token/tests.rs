@@ -305,6 +305,16 @@ fn refresh_envelope_errors() {
         Some(EnvelopeError::Format)
     );
 
+    // A response key without an inner token opens, with an empty (so invalid) inner token.
+    let no_token = format!(r#"{{"refresh_response_key":"{}"}}"#, response_key.to_base64());
+    let sealed = crate::crypto::gcm_seal(keys.get(REFRESH), no_token.as_bytes(), &[], &gcm_ivs());
+    let mut body = vec![0u8];
+    body.extend_from_slice(&REFRESH.to_be_bytes());
+    body.extend_from_slice(&sealed);
+    let opened = refresh_envelope::open(&crate::base64::encode(&body), &keys).expect("opens");
+    assert_eq!(opened.refresh_token, "");
+    assert!(RefreshToken::decode(&opened.refresh_token, &keys).is_err());
+
     let too_long = "A".repeat(200);
     assert_eq!(
         refresh_envelope::seal(
