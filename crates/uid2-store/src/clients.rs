@@ -14,7 +14,7 @@ use std::sync::RwLock;
 use uid2_protocol::crypto::{ct_eq, sha256, sha512, SecretKey};
 
 use crate::error::{FieldIssue, StoreError};
-use crate::record::{check_unique, parse_array, Record};
+use crate::record::{check_unique, parse_records, Record};
 use crate::role::Role;
 
 const STORE: &str = "clients";
@@ -108,12 +108,7 @@ enum KeyScope {
 impl ClientStore {
     /// Parses a `clients.json` data file.
     pub fn parse(bytes: &[u8]) -> Result<Self, StoreError> {
-        let records = parse_array(STORE, bytes)?;
-        let clients = records
-            .iter()
-            .enumerate()
-            .map(|(index, value)| parse_client(&Record::element(STORE, index, value)?))
-            .collect::<Result<Vec<_>, _>>()?;
+        let clients = parse_records(STORE, bytes, parse_client)?;
         Self::from_clients(clients)
     }
 

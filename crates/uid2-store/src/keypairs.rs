@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use uid2_protocol::cstg::{check_prefixed_spki, ServerKey};
 
 use crate::error::{FieldIssue, StoreError};
-use crate::record::{check_unique, parse_array, Record};
+use crate::record::{check_unique, parse_records, Record};
 
 const STORE: &str = "client_side_keypairs";
 
@@ -40,12 +40,7 @@ pub struct ClientSideKeypairStore {
 impl ClientSideKeypairStore {
     /// Parses a `client_side_keypairs.json` data file.
     pub fn parse(bytes: &[u8]) -> Result<Self, StoreError> {
-        let records = parse_array(STORE, bytes)?;
-        let keypairs = records
-            .iter()
-            .enumerate()
-            .map(|(index, value)| parse_keypair(&Record::element(STORE, index, value)?))
-            .collect::<Result<Vec<_>, _>>()?;
+        let keypairs = parse_records(STORE, bytes, parse_keypair)?;
         check_unique(
             STORE,
             "subscription_id",

@@ -14,7 +14,7 @@ use uid2_protocol::crypto::SecretKey;
 use uid2_protocol::token::KeyRing;
 
 use crate::error::StoreError;
-use crate::record::{check_unique, parse_array, Record};
+use crate::record::{check_unique, parse_records};
 
 const STORE: &str = "keyset_keys";
 
@@ -63,22 +63,16 @@ pub struct KeysetKeyStore {
 impl KeysetKeyStore {
     /// Parses a `keyset_keys.json` data file.
     pub fn parse(bytes: &[u8]) -> Result<Self, StoreError> {
-        let records = parse_array(STORE, bytes)?;
-        let keys = records
-            .iter()
-            .enumerate()
-            .map(|(index, value)| {
-                let record = Record::element(STORE, index, value)?;
-                Ok(KeysetKey {
-                    id: record.i32("id")?,
-                    keyset_id: record.i32("keyset_id")?,
-                    secret: record.secret_key("secret")?,
-                    created: record.i64("created")?,
-                    activates: record.i64("activates")?,
-                    expires: record.i64("expires")?,
-                })
+        let keys = parse_records(STORE, bytes, |record| {
+            Ok(KeysetKey {
+                id: record.i32("id")?,
+                keyset_id: record.i32("keyset_id")?,
+                secret: record.secret_key("secret")?,
+                created: record.i64("created")?,
+                activates: record.i64("activates")?,
+                expires: record.i64("expires")?,
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        })?;
         Self::from_keys(keys)
     }
 

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::error::{FieldIssue, StoreError};
-use crate::record::{check_unique, parse_array, Record};
+use crate::record::{check_unique, parse_records, Record};
 
 const STORE: &str = "keysets";
 
@@ -55,12 +55,7 @@ pub struct KeysetStore {
 impl KeysetStore {
     /// Parses a `keysets.json` data file.
     pub fn parse(bytes: &[u8]) -> Result<Self, StoreError> {
-        let records = parse_array(STORE, bytes)?;
-        let keysets = records
-            .iter()
-            .enumerate()
-            .map(|(index, value)| parse_keyset(&Record::element(STORE, index, value)?))
-            .collect::<Result<Vec<_>, _>>()?;
+        let keysets = parse_records(STORE, bytes, parse_keyset)?;
         Self::from_keysets(keysets)
     }
 

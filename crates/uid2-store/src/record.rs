@@ -33,6 +33,20 @@ pub(crate) fn parse_array(store: &'static str, bytes: &[u8]) -> Result<Vec<Value
     }
 }
 
+/// Parses a data file that is a JSON array of records, each through `parse`; the first bad record
+/// fails the whole file.
+pub(crate) fn parse_records<T>(
+    store: &'static str,
+    bytes: &[u8],
+    parse: impl Fn(&Record<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    parse_array(store, bytes)?
+        .iter()
+        .enumerate()
+        .map(|(index, value)| parse(&Record::element(store, index, value)?))
+        .collect()
+}
+
 /// Parses a file whose top level must be an object (metadata, encrypted envelopes).
 pub(crate) fn parse_object(store: &'static str, bytes: &[u8]) -> Result<Map<String, Value>, StoreError> {
     match parse_json(store, bytes)? {

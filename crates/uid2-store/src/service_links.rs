@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::error::{FieldIssue, StoreError};
-use crate::record::{check_unique, parse_array, Record};
+use crate::record::{check_unique, parse_records, Record};
 use crate::role::Role;
 
 const STORE: &str = "service_links";
@@ -34,12 +34,7 @@ pub struct ServiceLinkStore {
 impl ServiceLinkStore {
     /// Parses a `service_links.json` data file.
     pub fn parse(bytes: &[u8]) -> Result<Self, StoreError> {
-        let records = parse_array(STORE, bytes)?;
-        let links = records
-            .iter()
-            .enumerate()
-            .map(|(index, value)| parse_link(&Record::element(STORE, index, value)?))
-            .collect::<Result<Vec<_>, _>>()?;
+        let links = parse_records(STORE, bytes, parse_link)?;
         check_unique(
             STORE,
             "link_id",

@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::error::{FieldIssue, StoreError};
-use crate::record::{check_unique, parse_array, Record};
+use crate::record::{check_unique, parse_records, Record};
 use crate::role::Role;
 
 const STORE: &str = "services";
@@ -35,12 +35,7 @@ pub struct ServiceStore {
 impl ServiceStore {
     /// Parses a `services.json` data file.
     pub fn parse(bytes: &[u8]) -> Result<Self, StoreError> {
-        let records = parse_array(STORE, bytes)?;
-        let services = records
-            .iter()
-            .enumerate()
-            .map(|(index, value)| parse_service(&Record::element(STORE, index, value)?))
-            .collect::<Result<Vec<_>, _>>()?;
+        let services = parse_records(STORE, bytes, parse_service)?;
         check_unique(STORE, "service_id", services.iter().map(|s| s.service_id))?;
         Ok(Self {
             services: services.into_iter().map(|s| (s.service_id, s)).collect(),

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use crate::error::{FieldIssue, StoreError};
-use crate::record::{check_unique, parse_array, Record};
+use crate::record::{check_unique, parse_records, Record};
 
 const STORE: &str = "sites";
 
@@ -63,12 +63,7 @@ pub struct SiteStore {
 impl SiteStore {
     /// Parses a `sites.json` data file.
     pub fn parse(bytes: &[u8]) -> Result<Self, StoreError> {
-        let records = parse_array(STORE, bytes)?;
-        let sites = records
-            .iter()
-            .enumerate()
-            .map(|(index, value)| parse_site(&Record::element(STORE, index, value)?))
-            .collect::<Result<Vec<_>, _>>()?;
+        let sites = parse_records(STORE, bytes, parse_site)?;
         check_unique(STORE, "id", sites.iter().map(|s| s.id))?;
         Ok(Self {
             sites: sites.into_iter().map(|site| (site.id, site)).collect(),
