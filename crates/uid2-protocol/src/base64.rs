@@ -79,6 +79,17 @@ mod tests {
         }
     }
 
+    /// `tokens.md` §8.13: the SDKs' 164-byte token in base64url (`Uid2Base64UrlCoderTest`).
+    #[test]
+    fn url_vector_of_a_whole_token() {
+        let hex_token = "0380000000013bc958e9166003bb6ddcd98d27f51afbe788906c4bb8bf0213e0706993c8c5ba60b5d869942b53ffd74e90835428ca1dda75f8a4d5e656fd3d83c46fe0360041577b629e0b1c7f0b805be01774d0c5164f2523d4a4a7fd97ceadc682353c308325891e4af3fd8f58aa713ab73f7dbe6d7e7479f3b5d364c4a6edf472a41af94aeb272789d101209ebd94d19afa151687ccd5bdb3e855bbebbacf0d60c891";
+        let text = "A4AAAAABO8lY6RZgA7tt3NmNJ_Ua--eIkGxLuL8CE-BwaZPIxbpgtdhplCtT_9dOkINUKMod2nX4pNXmVv09g8Rv4DYAQVd7Yp4LHH8LgFvgF3TQxRZPJSPUpKf9l86txoI1PDCDJYkeSvP9j1iqcTq3P32-bX50efO102TEpu30cqQa-UrrJyeJ0QEgnr2U0Zr6FRaHzNW9s-hVu-u6zw1gyJE";
+        let bytes = hex::decode(hex_token).expect("hex");
+        assert_eq!(bytes.len(), 164);
+        assert_eq!(encode_url(&bytes), text);
+        assert_eq!(decode_url(text).expect("decodes"), bytes);
+    }
+
     #[test]
     fn non_canonical_trailing_bits_decode_like_java() {
         // Keyset key 11 of the reference test data.

@@ -609,3 +609,36 @@ fn token_prefix_bytes() {
     assert_eq!(token_prefix_byte(IdentityScope::Euid, IdentityType::Email), 0x13);
     assert_eq!(token_prefix_byte(IdentityScope::Euid, IdentityType::Phone), 0x17);
 }
+
+/// `tokens.md` §8.8: the SDKs' raw UID samples; each v3 value is its v2 value behind the
+/// scope/type byte, which decoders read back.
+#[test]
+fn sdk_raw_uid_samples() {
+    let cases = [
+        (
+            "Q4bGug8t1xjsutKLCNjnb5fTlXSvIQukmahYDJeLBtk=",
+            "BEOGxroPLdcY7LrSiwjY52+X05V0ryELpJmoWAyXiwbZ",
+            IdentityScope::Uid2,
+            IdentityType::Phone,
+        ),
+        (
+            "oKg0ZY9ieD/CGMEjAA0kcq+8aUbLMBG0MgCT3kWUnJs=",
+            "AKCoNGWPYng/whjBIwANJHKvvGlGyzARtDIAk95FlJyb",
+            IdentityScope::Uid2,
+            IdentityType::Email,
+        ),
+        (
+            "oKg0ZY9ieD/CGMEjAA0kcq+8aUbLMBG0MgCT3kWUnJs=",
+            "EKCoNGWPYng/whjBIwANJHKvvGlGyzARtDIAk95FlJyb",
+            IdentityScope::Euid,
+            IdentityType::Email,
+        ),
+    ];
+    for (v2_text, v3_text, scope, id_type) in cases {
+        let v2: [u8; 32] = base64::decode(v2_text).expect("b64").try_into().expect("32 bytes");
+        assert_eq!(base64::encode(&raw_uid::v3(scope, id_type, &v2)), v3_text);
+        let v3 = base64::decode(v3_text).expect("b64");
+        assert_eq!(IdentityScope::from_bit(v3[0] >> 4), scope);
+        assert_eq!(IdentityType::from_prefix_byte(v3[0]), Some(id_type));
+    }
+}
