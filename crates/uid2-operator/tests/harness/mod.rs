@@ -313,6 +313,7 @@ pub fn assert_plain(reply: &Reply, http: u16, text: &str) {
 /// One operator serving the bundled local store, stopped when dropped.
 pub struct Operator {
     pub address: SocketAddr,
+    pub metrics_address: SocketAddr,
     base: String,
     http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
@@ -339,6 +340,7 @@ impl Operator {
             Err(error) => panic!("the operator does not start: {error}"),
         };
         let address = app.api_address().expect("the API listener has an address");
+        let metrics_address = app.metrics_address().expect("the metrics listener has an address");
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(app.run(async move {
             let _ = stopped.await;
@@ -350,6 +352,7 @@ impl Operator {
             .expect("an HTTP client");
         Self {
             address,
+            metrics_address,
             base: format!("http://{address}"),
             http,
             stop: Some(stop),
@@ -383,6 +386,15 @@ impl Operator {
 
     pub async fn post(&self, path: &str, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> Reply {
         self.send(Method::POST, path, headers, body.into()).await
+    }
+
+    /// The Prometheus text of the metrics listener.
+    pub async fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.metrics_address);
+        match self.http.get(url).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(error) => panic!("GET /metrics: no HTTP response: {error}"),
+        }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
