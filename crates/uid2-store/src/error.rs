@@ -77,6 +77,10 @@ pub enum Problem {
     RuntimeConfig(RuntimeConfigIssue),
     #[error("encrypted file: {0}")]
     Encrypted(EncryptedFileIssue),
+    #[error("opt-out file length {len} is not a multiple of 72 bytes")]
+    OptOutFileLength { len: usize },
+    #[error("not an opt-out file name")]
+    OptOutFileName,
 }
 
 /// What is wrong with one JSON field.

@@ -27,6 +27,7 @@ pub mod keypairs;
 pub mod keyset_keys;
 pub mod keysets;
 pub mod metadata;
+pub mod optout;
 mod record;
 pub mod role;
 pub mod runtime_config;

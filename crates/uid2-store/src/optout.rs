@@ -1,0 +1,12 @@
+//! Opt-out data as the OptOut service publishes it: files of 72-byte entries, named by kind,
+//! replica and time, and (in [`index`]) the in-memory index the operator answers from.
+//!
+//! Two kinds of file carry the same entries: *deltas* (a few minutes of new opt-outs, bracketed
+//! by sentinel entries) and *partitions* (a compacted day). Entries never leave the files: an
+//! opt-out is permanent.
+
+pub mod entry;
+pub mod file_name;
+
+pub use entry::{parse_file, OptOutEntry};
+pub use file_name::{OptOutFileKind, OptOutFileName};

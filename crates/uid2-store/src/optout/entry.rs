@@ -1,0 +1,177 @@
+//! One opt-out entry: 72 bytes, little-endian.
+//!
+//! | offset | len | field |
+//! |---|---|---|
+//! | 0 | 32 | identity hash = the user's first-level hash |
+//! | 32 | 32 | advertising id (raw UID); of a 33-byte id only bytes 1..33 |
+//! | 64 | 7 | opt-out time, epoch **seconds**, unsigned little-endian |
+//! | 71 | 1 | metadata: bits 7–6 record version, bits 5–0 the first byte of a 33-byte id |
+//!
+//! Version 0 records carry a 32-byte advertising id. Writers set `metadata = 1<<6 | id[0]` for a
+//! 33-byte id; readers rebuild the id as `[metadata & 0x3F] ‖ bytes 32..64`. (So a raw UID v4
+//! whose first byte uses bits 7–6, e.g. a prod-environment one, comes back with those bits
+//! cleared; that is the reference's format, kept as it is.) Delta files begin with an all-zero
+//! sentinel and end with an all-`0xFF` one, whose timestamps bound the delta's window.
+
+use crate::error::{Problem, StoreError};
+
+/// An opt-out record.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OptOutEntry {
+    pub identity_hash: [u8; 32],
+    /// 32 bytes (v2 raw UID) or 33 (v3/v4).
+    pub advertising_id: Vec<u8>,
+    /// Epoch seconds.
+    pub timestamp: i64,
+}
+
+impl std::fmt::Debug for OptOutEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OptOutEntry")
+            .field("timestamp", &self.timestamp)
+            .finish_non_exhaustive()
+    }
+}
+
+const TIMESTAMP_MASK: u64 = 0x00FF_FFFF_FFFF_FFFF;
+
+impl OptOutEntry {
+    pub const LEN: usize = 72;
+
+    pub fn parse(bytes: &[u8; Self::LEN]) -> Self {
+        let mut identity_hash = [0u8; 32];
+        identity_hash.copy_from_slice(&bytes[..32]);
+        let mut tail = [0u8; 8];
+        tail.copy_from_slice(&bytes[64..72]);
+        let raw = u64::from_le_bytes(tail);
+        let timestamp = i64::try_from(raw & TIMESTAMP_MASK).unwrap_or(i64::MAX);
+        let metadata = bytes[71];
+        let advertising_id = if metadata >> 6 == 0 {
+            bytes[32..64].to_vec()
+        } else {
+            let mut id = Vec::with_capacity(33);
+            id.push(metadata & 0x3F);
+            id.extend_from_slice(&bytes[32..64]);
+            id
+        };
+        Self {
+            identity_hash,
+            advertising_id,
+            timestamp,
+        }
+    }
+
+    /// The wire form. An advertising id of a length other than 32 or 33 is written as its first
+    /// 32 bytes (zero-padded); no valid raw UID has another length.
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        out[..32].copy_from_slice(&self.identity_hash);
+        let (metadata, stored): (u8, &[u8]) = match self.advertising_id.as_slice() {
+            [first, rest @ ..] if rest.len() == 32 => ((1 << 6) | first, rest),
+            id => (0, id),
+        };
+        let n = stored.len().min(32);
+        out[32..32 + n].copy_from_slice(&stored[..n]);
+        let ts = u64::try_from(self.timestamp).unwrap_or(0) & TIMESTAMP_MASK;
+        out[64..72].copy_from_slice(&ts.to_le_bytes());
+        // The top timestamp byte is the metadata byte.
+        out[71] |= metadata;
+        out
+    }
+
+    /// The all-zero entry that opens a delta file.
+    pub fn start_sentinel(timestamp: i64) -> Self {
+        Self {
+            identity_hash: [0; 32],
+            advertising_id: vec![0; 32],
+            timestamp,
+        }
+    }
+
+    /// The all-`0xFF` entry that closes a delta file.
+    pub fn end_sentinel(timestamp: i64) -> Self {
+        Self {
+            identity_hash: [0xFF; 32],
+            advertising_id: vec![0xFF; 32],
+            timestamp,
+        }
+    }
+
+    /// A sentinel (all-zero or all-`0xFF` identity hash), never a user.
+    pub fn is_sentinel(&self) -> bool {
+        self.identity_hash.iter().all(|b| *b == 0) || self.identity_hash.iter().all(|b| *b == 0xFF)
+    }
+}
+
+/// Parses a whole delta or partition file; its length must be a multiple of 72.
+pub fn parse_file(store: &'static str, bytes: &[u8]) -> Result<Vec<OptOutEntry>, StoreError> {
+    if bytes.len() % OptOutEntry::LEN != 0 {
+        return Err(StoreError::new(store, Problem::OptOutFileLength { len: bytes.len() }));
+    }
+    Ok(bytes
+        .chunks_exact(OptOutEntry::LEN)
+        .filter_map(|chunk| <&[u8; OptOutEntry::LEN]>::try_from(chunk).ok())
+        .map(OptOutEntry::parse)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_32_and_33_byte_ids() {
+        for id in [vec![7u8; 32], {
+            let mut v = vec![0x04u8];
+            v.extend([9u8; 32]);
+            v
+        }] {
+            let entry = OptOutEntry {
+                identity_hash: [3; 32],
+                advertising_id: id,
+                timestamp: 1_702_039_207,
+            };
+            assert_eq!(OptOutEntry::parse(&entry.to_bytes()), entry);
+        }
+    }
+
+    #[test]
+    fn layout_is_little_endian_with_the_metadata_byte_last() {
+        let mut id = vec![0x20u8];
+        id.extend([1u8; 32]);
+        let bytes = OptOutEntry {
+            identity_hash: [2; 32],
+            advertising_id: id,
+            timestamp: 0x0102_0304,
+        }
+        .to_bytes();
+        assert_eq!(&bytes[64..68], &[4, 3, 2, 1]);
+        assert_eq!(bytes[71], 0x40 | 0x20);
+        assert!(bytes[32..64].iter().all(|b| *b == 1));
+    }
+
+    #[test]
+    fn the_reference_clears_bits_7_6_of_a_v4_first_byte() {
+        let mut id = vec![0xA0u8];
+        id.extend([1u8; 32]);
+        let entry = OptOutEntry {
+            identity_hash: [2; 32],
+            advertising_id: id,
+            timestamp: 1,
+        };
+        assert_eq!(OptOutEntry::parse(&entry.to_bytes()).advertising_id[0], 0x20);
+    }
+
+    #[test]
+    fn sentinels_and_file_lengths() {
+        assert!(OptOutEntry::start_sentinel(1).is_sentinel());
+        assert!(OptOutEntry::end_sentinel(2).is_sentinel());
+        let mut file = OptOutEntry::start_sentinel(1).to_bytes().to_vec();
+        file.extend(OptOutEntry::end_sentinel(2).to_bytes());
+        let entries = parse_file("optout", &file).expect("two entries");
+        assert_eq!(entries.len(), 2);
+        assert_eq!((entries[0].timestamp, entries[1].timestamp), (1, 2));
+        assert!(parse_file("optout", &file[..71]).is_err());
+        assert!(parse_file("optout", &[]).expect("empty").is_empty());
+    }
+}
