@@ -24,7 +24,13 @@ impl OptOutFileKind {
     }
 }
 
+/// The replica id of synthetic files (test opt-outs the OptOut service generates).
+pub const SYNTHETIC_REPLICA: u16 = 999;
+
 /// A parsed opt-out file name.
+///
+/// Names order by time first (then kind, replica and suffix), so a sorted set of them reads in
+/// the order the files were written.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OptOutFileName {
     pub kind: OptOutFileKind,
@@ -80,12 +86,36 @@ impl OptOutFileName {
         format!("{}{:03}_{}_{}.dat", self.kind.prefix(), self.replica, time, self.suffix)
     }
 
+    /// Written by the synthetic replica (999): the reference always indexes these, never
+    /// expires them and leaves them out of the partition-per-day choice.
+    pub fn is_synthetic(&self) -> bool {
+        self.replica == SYNTHETIC_REPLICA
+    }
+
     /// `yyyy-MM-dd` of the file's time (UTC): the day folder of deltas in cloud storage.
     pub fn day(&self) -> String {
         OffsetDateTime::from_unix_timestamp(self.timestamp)
             .ok()
             .and_then(|t| t.format(format_description!("[year]-[month]-[day]")).ok())
             .unwrap_or_default()
+    }
+}
+
+impl Ord for OptOutFileName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // Every field takes part, so the order agrees with the derived `Eq`.
+        (self.timestamp, self.kind, self.replica, &self.suffix).cmp(&(
+            other.timestamp,
+            other.kind,
+            other.replica,
+            &other.suffix,
+        ))
+    }
+}
+
+impl PartialOrd for OptOutFileName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
