@@ -11,7 +11,7 @@
 //!
 //! # Layout and invariants
 //! Ten million entries must fit in well under a gigabyte and index in seconds, so nothing is
-//! stored per entry on the heap. Each [`Layer`] holds two sorted tables of fixed-size records:
+//! stored per entry on the heap. Each layer holds two sorted tables of fixed-size records:
 //! `(hash, max timestamp)` at 36 bytes and `(id key, min timestamp)` at 37 bytes, each with no
 //! duplicate keys. Timestamps are `u32` epoch seconds: they last until 2106, and a file
 //! timestamp beyond that (the field has 56 bits) is clamped to `u32::MAX`, which keeps the
