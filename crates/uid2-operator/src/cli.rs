@@ -129,7 +129,7 @@ pub fn serve(path: Option<&Path>) -> ExitCode {
         match app.run(crate::shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                tracing::error!(%error, "server failed");
+                tracing::error!(%error, "operator stopped");
                 ExitCode::FAILURE
             }
         }

@@ -50,6 +50,16 @@ pub struct Config {
     pub core_attest_url: Option<String>,
     pub core_api_token: Option<Secret>,
     pub optout_api_token: Option<Secret>,
+    /// Attested mode: everything needed to follow Core and OptOut (`core_attest_url` is set).
+    pub attested: Option<Attested>,
+}
+
+/// The attested-mode settings.
+#[derive(Debug, Clone)]
+pub struct Attested {
+    pub sync: uid2_sync::SyncConfig,
+    /// `enclave_platform`: `""` (trusted); the enclave package sets `azure-sgx`.
+    pub enclave_platform: String,
 }
 
 /// A key that cannot be used, by name.
@@ -109,14 +119,10 @@ const IGNORED_REFERENCE_KEYS: &[&str] = &[
     "optout_s3_bucket",
     "optout_s3_folder",
     "optout_s3_path_compat",
-    "optout_data_dir",
     "optout_inmem_cache",
     "optout_bloom_filter_size",
     "optout_heap_default_capacity",
-    "optout_delta_rotate_interval",
     "optout_delta_backtrack_in_days",
-    "optout_partition_interval",
-    "optout_max_partitions",
     "optout_synthetic_logs_enabled",
     "optout_synthetic_logs_count",
     "optout_old_count_threshold_seconds",
@@ -124,41 +130,12 @@ const IGNORED_REFERENCE_KEYS: &[&str] = &[
     "optout_producer_max_replicas",
     "cloud_download_threads",
     "cloud_upload_threads",
-    "cloud_refresh_interval",
     "pod_termination_check_interval",
     "default_worker_pool_thread_count",
     "azure_vault_name",
     "azure_secret_name",
     "gcp_secret_version_name",
     "maa_server_base_url",
-    "salts_expired_shutdown_hours",
-    "store_refresh_stale_shutdown_hours",
-    "sites_metadata_path",
-    "clients_metadata_path",
-    "client_side_keypairs_metadata_path",
-    "keysets_metadata_path",
-    "keyset_keys_metadata_path",
-    "salts_metadata_path",
-    "services_metadata_path",
-    "service_links_metadata_path",
-    "cloud_encryption_keys_metadata_path",
-    "runtime_config_metadata_path",
-    "optout_metadata_path",
-    "optout_api_uri",
-    "encrypted_files",
-    "enclave_platform",
-    "operator_type",
-    "uid_instance_id_prefix",
-    "site_refresh_ms",
-    "client_side_keypairs_refresh_ms",
-    "service_refresh_ms",
-    "service_link_refresh_ms",
-    "cloud_encryption_keys_refresh_ms",
-    "config_scan_period_ms",
-    "auth_refresh_ms",
-    "keyset_refresh_ms",
-    "keysetkey_refresh_ms",
-    "salt_refresh_ms",
 ];
 
 struct Reader<'a> {
@@ -333,10 +310,13 @@ pub fn load(file_text: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Re
         .or_else(|| r.string("optout_api_token"))
         .map(Secret);
 
-    if core_attest_url.is_some() {
+    let attested = core_attest_url
+        .clone()
+        .map(|url| attested_settings(&mut r, url, core_api_token.as_ref(), &api, static_runtime_config));
+    if attested.is_some() && local_store_dir.is_some() {
         r.problem(
-            "core_attest_url",
-            "attested sync with UID2 Core is not available in this build yet; use local mode (remove the key)",
+            "local_store_dir",
+            "cannot be combined with core_attest_url (attested mode syncs from Core)",
         );
     }
 
@@ -379,8 +359,138 @@ pub fn load(file_text: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Re
             core_attest_url,
             core_api_token,
             optout_api_token,
+            attested: attested.flatten(),
         },
         unknown_keys,
+    })
+}
+
+/// Reads the keys of attested mode. `None` only when a problem was recorded.
+fn attested_settings(
+    r: &mut Reader<'_>,
+    attest_url: String,
+    operator_key: Option<&Secret>,
+    api: &uid2_api::ApiConfig,
+    static_runtime_config: Option<RuntimeConfig>,
+) -> Option<Attested> {
+    use std::time::Duration;
+    use uid2_sync::{Endpoint, Endpoints, OperatorKey, OptOutSettings, SyncConfig};
+
+    let ms = |r: &mut Reader<'_>, key: &'static str| {
+        Duration::from_millis(u64::try_from(r.int(key, 10_000, 100, 86_400_000)).unwrap_or(10_000))
+    };
+    let endpoint = |r: &mut Reader<'_>, path_key: &'static str, interval_key: &'static str, needed: bool| {
+        let interval = ms(r, interval_key);
+        match r.string(path_key) {
+            Some(url) => Some(Endpoint { url, interval }),
+            None if needed => {
+                r.problem(path_key, "is required when core_attest_url is set");
+                None
+            }
+            None => None,
+        }
+    };
+    let encrypted_files = r.bool("encrypted_files", false);
+    let clients = endpoint(r, "clients_metadata_path", "auth_refresh_ms", true);
+    let keysets = endpoint(r, "keysets_metadata_path", "keyset_refresh_ms", true);
+    let keyset_keys = endpoint(r, "keyset_keys_metadata_path", "keysetkey_refresh_ms", true);
+    let salts = endpoint(r, "salts_metadata_path", "salt_refresh_ms", true);
+    let cstg = api.client_side_token_generate;
+    let sites = endpoint(r, "sites_metadata_path", "site_refresh_ms", cstg).filter(|_| cstg);
+    let keypairs = endpoint(
+        r,
+        "client_side_keypairs_metadata_path",
+        "client_side_keypairs_refresh_ms",
+        cstg,
+    )
+    .filter(|_| cstg);
+    let links = api.validate_service_links;
+    let services = endpoint(r, "services_metadata_path", "service_refresh_ms", links).filter(|_| links);
+    let service_links = endpoint(r, "service_links_metadata_path", "service_link_refresh_ms", links).filter(|_| links);
+    let remote = static_runtime_config.is_none();
+    let runtime_config =
+        endpoint(r, "runtime_config_metadata_path", "config_scan_period_ms", remote).filter(|_| remote);
+    let cloud_encryption_keys = endpoint(
+        r,
+        "cloud_encryption_keys_metadata_path",
+        "cloud_encryption_keys_refresh_ms",
+        encrypted_files,
+    )
+    .filter(|_| encrypted_files);
+
+    let operator_type = r.string("operator_type").unwrap_or_else(|| "public".to_owned());
+    let instance_id_prefix = r.string("uid_instance_id_prefix");
+    if instance_id_prefix.as_deref().is_none_or(str::is_empty) {
+        r.problem("uid_instance_id_prefix", "is required when core_attest_url is set");
+    }
+    let enclave_platform = r.string("enclave_platform").unwrap_or_default();
+    if uid2_attest::provider_for(&enclave_platform).is_err() {
+        r.problem(
+            "enclave_platform",
+            format!("{enclave_platform:?} is not supported (use \"\" for trusted)"),
+        );
+    }
+    if operator_key.is_none() {
+        r.problem(
+            "core_api_token",
+            "is required when core_attest_url is set (in the file or the core_api_token environment variable)",
+        );
+    }
+    let metadata_path = r.string("optout_metadata_path");
+    if metadata_path.is_none() {
+        r.problem("optout_metadata_path", "is required when core_attest_url is set");
+    }
+    let seconds = |r: &mut Reader<'_>, key: &'static str, default: i64| {
+        Duration::from_secs(u64::try_from(r.int(key, default, 1, 31_536_000)).unwrap_or(60))
+    };
+    let optout = OptOutSettings {
+        metadata_path,
+        api_uri: r.string("optout_api_uri"),
+        interval: seconds(r, "cloud_refresh_interval", 60),
+        delta_rotate_interval: seconds(r, "optout_delta_rotate_interval", 300),
+        partition_interval: seconds(r, "optout_partition_interval", 86_400),
+        max_partitions: u32::try_from(r.int("optout_max_partitions", 30, 1, 10_000)).unwrap_or(30),
+        cache_dir: r
+            .string("optout_data_dir")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| OptOutSettings::default().cache_dir),
+        advertising_ids: api.optout_status_api_enabled,
+    };
+    let hours = |r: &mut Reader<'_>, key: &'static str| {
+        Duration::from_secs(u64::try_from(r.int(key, 12, 1, 10_000)).unwrap_or(12) * 3600)
+    };
+    let stale_store_shutdown = hours(r, "store_refresh_stale_shutdown_hours");
+    let expired_salts_shutdown = hours(r, "salts_expired_shutdown_hours");
+
+    Some(Attested {
+        sync: SyncConfig {
+            attest_url,
+            operator_key: OperatorKey::new(operator_key?.expose()),
+            operator_type,
+            instance_id_prefix: instance_id_prefix?,
+            app_version: env!("CARGO_PKG_VERSION").to_owned(),
+            endpoints: Endpoints {
+                clients: clients?,
+                keysets: keysets?,
+                keyset_keys: keyset_keys?,
+                salts: salts?,
+                sites,
+                client_side_keypairs: keypairs,
+                services,
+                service_links,
+                runtime_config,
+                cloud_encryption_keys,
+            },
+            encrypted_files,
+            static_runtime_config,
+            optout,
+            stale_store_shutdown,
+            expired_salts_shutdown,
+            attestation_failure_shutdown: Duration::from_secs(12 * 3600),
+            reattest_margin: Duration::from_secs(600),
+            check_interval: Duration::from_secs(60),
+        },
+        enclave_platform,
     })
 }
 
@@ -457,6 +567,45 @@ mod tests {
         let loaded = load(Some(text), &no_env).expect("complete");
         assert!(loaded.config.static_runtime_config.is_some());
         assert!(loaded.unknown_keys.is_empty());
+    }
+
+    #[test]
+    fn attested_mode_names_every_missing_key() {
+        let problems = load(Some(r#"{"core_attest_url":"http://127.0.0.1:8088/attest"}"#), &no_env)
+            .expect_err("incomplete attested config");
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "clients_metadata_path",
+            "keysets_metadata_path",
+            "keyset_keys_metadata_path",
+            "salts_metadata_path",
+            "runtime_config_metadata_path",
+            "uid_instance_id_prefix",
+            "core_api_token",
+            "optout_metadata_path",
+        ] {
+            assert!(keys.contains(&key), "{key} not reported in {keys:?}");
+        }
+    }
+
+    #[test]
+    fn attested_mode_reads_endpoints_and_the_token_from_the_environment() {
+        let text = r#"{"core_attest_url":"http://127.0.0.1:8088/attest",
+            "clients_metadata_path":"http://c/clients/refresh","keysets_metadata_path":"http://c/k",
+            "keyset_keys_metadata_path":"http://c/kk","salts_metadata_path":"http://c/s",
+            "runtime_config_metadata_path":"http://c/operator/config","salt_refresh_ms":2000,
+            "uid_instance_id_prefix":"test","optout_metadata_path":"http://c/optout/refresh"}"#;
+        let env = |k: &str| (k == "core_api_token").then(|| "UID2-O-L-999-abcdef.key".to_owned());
+        let loaded = load(Some(text), &env).expect("complete attested config");
+        let attested = loaded.config.attested.expect("attested mode");
+        assert_eq!(attested.sync.endpoints.salts.interval.as_millis(), 2000);
+        assert!(
+            attested.sync.endpoints.sites.is_none(),
+            "CSTG defaults off with Core configured"
+        );
+        assert!(!loaded.config.api.client_side_token_generate);
+        assert_eq!(format!("{:?}", attested.sync.operator_key), "OperatorKey(..)");
+        assert_eq!(attested.enclave_platform, "");
     }
 
     #[test]

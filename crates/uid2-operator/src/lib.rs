@@ -1,15 +1,19 @@
 //! The UID2 Operator binary: configuration, wiring and lifecycle. The only crate that knows every
 //! other one.
 //!
-//! [`App::build`] loads the store (the bundled local-mode store, or `local_store_dir`), refuses to
-//! start without an active master key, refresh key or unexpired salts (as the reference does),
-//! binds the API and metrics listeners, and [`App::run`] serves until the shutdown signal, then
-//! drains in-flight requests for a bounded time.
+//! Two modes. **Local**: [`App::build`] loads the bundled store (or `local_store_dir`) once and
+//! refuses to start without an active master key, refresh key or unexpired salts, as the
+//! reference does. **Attested** (`core_attest_url` set): the sync layer attests to UID2 Core and
+//! keeps every store and the opt-out index current; the API answers 503 and `/ops/healthcheck`
+//! names what is missing until the first full sync. [`App::run`] serves until the shutdown signal
+//! or a fatal sync condition (attestation refused, data stale too long), then drains in-flight
+//! requests for a bounded time.
 
 pub mod cli;
 pub mod config;
 pub mod local_store;
 pub mod logging;
+mod wiring;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -45,6 +49,19 @@ pub enum StartupError {
         address: SocketAddr,
         kind: std::io::ErrorKind,
     },
+    #[error("cannot start the sync with UID2 Core: {0}")]
+    Sync(#[from] uid2_sync::SyncError),
+    #[error("{0}")]
+    Platform(#[from] uid2_attest::UnknownPlatform),
+}
+
+/// Why serving stopped other than by the shutdown signal.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("server failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Fatal(uid2_sync::Fatal),
 }
 
 /// A started operator, listening but not yet serving.
@@ -52,55 +69,27 @@ pub struct App {
     api_listener: TcpListener,
     metrics_listener: TcpListener,
     state: AppState,
+    /// Attested mode: the running sync with Core and OptOut.
+    sync: Option<uid2_sync::SyncHandle>,
 }
 
 impl App {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let now_ms = clock.now_ms();
-        let selection = StoreSelection {
-            sites_and_keypairs: config.api.client_side_token_generate,
-            services_and_links: config.api.validate_service_links,
-            runtime_config: match &config.static_runtime_config {
-                Some(rc) => RuntimeConfigOrigin::Static(*rc),
-                None => RuntimeConfigOrigin::Store,
-            },
-        };
-        let snapshot = match &config.local_store_dir {
-            Some(dir) => {
-                tracing::info!(dir = %dir.display(), "loading store directory");
-                load(&DirSource::new(dir), selection, now_ms)?
+        let (state, sync) = match &config.attested {
+            Some(attested) => {
+                let (state, sync) = attested_state(&config, attested, Arc::clone(&clock))?;
+                (state, Some(sync))
             }
-            None => {
-                tracing::info!("local mode: serving the bundled test store");
-                load(&local_store::source(), selection, now_ms)?
-            }
+            None => (local_state(&config, clock)?, None),
         };
-        snapshot.check_ready(now_ms)?;
-
-        let serving = Arc::new(ArcSwapOption::from_pointee(Serving::new(
-            Arc::new(snapshot),
-            config.api.identity_scope,
-        )));
-        let state = AppState::builder(
-            config.api.clone(),
-            serving,
-            Arc::new(NoOptOuts),
-            clock,
-            Arc::new(OsEntropy),
-        )
-        .metrics(Arc::new(Metrics::default()))
-        .build();
-        state.health().set("store", None);
-
-        let api_address = SocketAddr::new(config.bind_address, config.http_port);
-        let metrics_address = SocketAddr::new(config.bind_address, config.metrics_port);
-        let api_listener = bind(api_address).await?;
-        let metrics_listener = bind(metrics_address).await?;
+        let api_listener = bind(SocketAddr::new(config.bind_address, config.http_port)).await?;
+        let metrics_listener = bind(SocketAddr::new(config.bind_address, config.metrics_port)).await?;
         Ok(Self {
             api_listener,
             metrics_listener,
             state,
+            sync,
         })
     }
 
@@ -112,27 +101,12 @@ impl App {
         self.metrics_listener.local_addr().ok()
     }
 
-    /// Serves until `shutdown` completes, then drains for at most [`DRAIN_GRACE`].
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    /// Serves until `shutdown` completes or the sync layer reports a fatal condition, then drains
+    /// for at most [`DRAIN_GRACE`].
+    pub async fn run(mut self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let api = uid2_api::router(self.state.clone());
-        let metrics = Arc::clone(self.state.metrics());
-        let metrics_router = Router::new().route(
-            "/metrics",
-            get(move || {
-                let metrics = Arc::clone(&metrics);
-                async move {
-                    (
-                        [(
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-                        )],
-                        metrics.encode(),
-                    )
-                        .into_response()
-                }
-            }),
-        );
+        let metrics_router = metrics_router(Arc::clone(self.state.metrics()));
         if let (Some(api), Some(metrics)) = (self.api_address(), self.metrics_address()) {
             tracing::info!(%api, %metrics, "uid2-operator listening");
         }
@@ -145,8 +119,25 @@ impl App {
         let api_task = tokio::spawn(async move { api_server.await });
         let metrics_task = tokio::spawn(async move { metrics_server.await });
 
-        shutdown.await;
-        tracing::info!("shutdown requested; draining in-flight requests");
+        let fatal = async {
+            match self.sync.as_mut() {
+                Some(sync) => sync.fatal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        let outcome = tokio::select! {
+            () = shutdown => {
+                tracing::info!("shutdown requested; draining in-flight requests");
+                Ok(())
+            }
+            Some(fatal) = fatal => {
+                tracing::error!(reason = %fatal, "stopping: fatal condition");
+                Err(RunError::Fatal(fatal))
+            }
+        };
+        if let Some(sync) = &self.sync {
+            sync.stop();
+        }
         let _ = stop_tx.send(true);
         let drained = tokio::time::timeout(DRAIN_GRACE, async {
             let api = api_task.await;
@@ -155,14 +146,106 @@ impl App {
         })
         .await;
         match drained {
-            Ok((Ok(api), Ok(metrics))) => api.and(metrics),
-            Ok(_) => Err(std::io::Error::other("a server task failed")),
-            Err(_) => {
-                tracing::warn!("drain grace elapsed; closing remaining connections");
-                Ok(())
-            }
+            Ok((Ok(api), Ok(metrics))) => api.and(metrics)?,
+            Ok(_) => return Err(std::io::Error::other("a server task failed").into()),
+            Err(_) => tracing::warn!("drain grace elapsed; closing remaining connections"),
         }
+        outcome
     }
+}
+
+fn metrics_router(metrics: Arc<Metrics>) -> Router {
+    Router::new().route(
+        "/metrics",
+        get(move || {
+            let metrics = Arc::clone(&metrics);
+            async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    )],
+                    metrics.encode(),
+                )
+                    .into_response()
+            }
+        }),
+    )
+}
+
+/// Local mode: the bundled store or `local_store_dir`, loaded once.
+fn local_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, StartupError> {
+    let now_ms = clock.now_ms();
+    let selection = StoreSelection {
+        sites_and_keypairs: config.api.client_side_token_generate,
+        services_and_links: config.api.validate_service_links,
+        runtime_config: match &config.static_runtime_config {
+            Some(rc) => RuntimeConfigOrigin::Static(*rc),
+            None => RuntimeConfigOrigin::Store,
+        },
+    };
+    let snapshot = match &config.local_store_dir {
+        Some(dir) => {
+            tracing::info!(dir = %dir.display(), "loading store directory");
+            load(&DirSource::new(dir), selection, now_ms)?
+        }
+        None => {
+            tracing::info!("local mode: serving the bundled test store");
+            load(&local_store::source(), selection, now_ms)?
+        }
+    };
+    snapshot.check_ready(now_ms)?;
+    let serving = Arc::new(ArcSwapOption::from_pointee(Serving::new(
+        Arc::new(snapshot),
+        config.api.identity_scope,
+    )));
+    let state = AppState::builder(
+        config.api.clone(),
+        serving,
+        Arc::new(NoOptOuts),
+        clock,
+        Arc::new(OsEntropy),
+    )
+    .metrics(Arc::new(Metrics::default()))
+    .build();
+    state.health().set("store", None);
+    Ok(state)
+}
+
+/// Attested mode: nothing to serve until the sync layer has attested and loaded every store.
+fn attested_state(
+    config: &Config,
+    attested: &config::Attested,
+    clock: Arc<dyn Clock>,
+) -> Result<(AppState, uid2_sync::SyncHandle), StartupError> {
+    let provider = uid2_attest::provider_for(&attested.enclave_platform)?;
+    let serving = Arc::new(ArcSwapOption::empty());
+    let optouts = Arc::new(wiring::SyncedOptOuts::default());
+    let health = Arc::new(uid2_api::Health::default());
+    let sync_metrics = Arc::new(uid2_sync::SyncMetrics::new());
+    let mut metrics = Metrics::default();
+    sync_metrics.register(metrics.registry_mut());
+    let observer = Arc::new(wiring::Wiring {
+        serving: Arc::clone(&serving),
+        optouts: Arc::clone(&optouts),
+        health: Arc::clone(&health),
+        scope: config.api.identity_scope,
+    });
+    tracing::info!(core = %attested.sync.attest_url, "attested mode: syncing from UID2 Core");
+    let sync = uid2_sync::start(
+        attested.sync.clone(),
+        provider,
+        Arc::clone(&clock),
+        observer,
+        sync_metrics,
+    )?;
+    let mut builder = AppState::builder(config.api.clone(), serving, optouts, clock, Arc::new(OsEntropy))
+        .metrics(Arc::new(metrics))
+        .health(health);
+    if let Some(replicator) = sync.replicator.clone() {
+        builder = builder.logout(Arc::new(wiring::SyncReplicator(replicator)));
+    }
+    Ok((builder.build(), sync))
 }
 
 fn load(source: &dyn StoreSource, selection: StoreSelection, now_ms: i64) -> Result<Snapshot, StartupError> {

@@ -1,0 +1,337 @@
+//! The opt-out side: following the OptOut service's files into the index, and forwarding
+//! logouts to it.
+//!
+//! Sync: every `cloud_refresh_interval` the OptOut metadata (`/optout/refresh`, through the
+//! attested client) lists the delta and partition files; new ones are fetched with a bare GET and
+//! indexed. A failure keeps the current index (the reference fails open too: it simply gets no new
+//! data). Logout: `POST optout_api_uri?identity_hash=…&advertising_id=…` with the operator key;
+//! OptOut writes the opt-out into its next delta, which reaches the index on a later sync.
+
+use std::sync::Arc;
+
+use reqwest::header::{HeaderValue, CONTENT_TYPE};
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use uid2_store::optout::{select_files, OptOutEntry, OptOutFileKind, OptOutFileName, OptOutFilePolicy, OptOutIndex};
+
+use crate::attestation::Audience;
+use crate::client::CoreClient;
+use crate::error::SyncError;
+
+/// What a logout sends upstream.
+pub struct Logout {
+    /// Standard base64 of the first-level hash.
+    pub identity_hash: String,
+    /// Standard base64 of the current raw UID.
+    pub advertising_id: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub client_ip: Option<String>,
+    pub trace_id: Option<String>,
+}
+
+impl std::fmt::Debug for Logout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Logout(..)")
+    }
+}
+
+#[derive(Serialize)]
+struct LogoutBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_ip: Option<&'a str>,
+}
+
+/// Forwards logouts to OptOut's replicate call.
+#[derive(Clone)]
+pub struct Replicator {
+    client: CoreClient,
+    uri: Arc<str>,
+}
+
+impl Replicator {
+    pub(crate) fn new(client: CoreClient, uri: String) -> Self {
+        Self {
+            client,
+            uri: uri.into(),
+        }
+    }
+
+    /// Sends one logout; `Ok` when OptOut answered 200.
+    pub async fn replicate(&self, logout: &Logout) -> Result<(), SyncError> {
+        let mut headers = self.client.attester().replicate_headers();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(trace) = logout.trace_id.as_deref().and_then(|t| HeaderValue::from_str(t).ok()) {
+            headers.insert("uid-trace-id", trace);
+        }
+        let body = serde_json::to_vec(&LogoutBody {
+            email: logout.email.as_deref(),
+            phone: logout.phone.as_deref(),
+            client_ip: logout.client_ip.as_deref(),
+        })
+        .map_err(|_| SyncError::Malformed("logout body"))?;
+        let response = self
+            .client
+            .http()
+            .post(self.uri.as_ref())
+            .query(&[
+                ("identity_hash", logout.identity_hash.as_str()),
+                ("advertising_id", logout.advertising_id.as_str()),
+            ])
+            .headers(headers)
+            .body(body)
+            .timeout(std::time::Duration::from_secs(30))
+            .send()
+            .await
+            .map_err(|e| SyncError::transport(&e))?;
+        match response.status().as_u16() {
+            200 => Ok(()),
+            status => Err(SyncError::Status {
+                what: "optout replicate",
+                status,
+            }),
+        }
+    }
+}
+
+/// Follows the OptOut service's files into the index.
+///
+/// Files are kept in a local cache directory (the reference's `optout_data_dir`) rather than in
+/// memory: a full partition is hundreds of megabytes, and the index only needs the bytes again
+/// when it rebuilds its base.
+pub(crate) struct OptOutSync {
+    client: CoreClient,
+    config: crate::SyncConfig,
+    observer: Arc<dyn crate::Observer>,
+    metrics: Arc<crate::SyncMetrics>,
+    policy: OptOutFilePolicy,
+}
+
+impl OptOutSync {
+    pub fn new(
+        client: CoreClient,
+        config: crate::SyncConfig,
+        observer: Arc<dyn crate::Observer>,
+        metrics: Arc<crate::SyncMetrics>,
+    ) -> Self {
+        let seconds = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        let policy = OptOutFilePolicy {
+            delta_rotate_interval: seconds(config.optout.delta_rotate_interval),
+            partition_interval: seconds(config.optout.partition_interval),
+            max_partitions: i64::from(config.optout.max_partitions),
+        };
+        Self {
+            client,
+            config,
+            observer,
+            metrics,
+            policy,
+        }
+    }
+
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut index = Arc::new(
+            OptOutIndex::builder()
+                .advertising_ids(self.config.optout.advertising_ids)
+                .build(),
+        );
+        let mut synced_once = false;
+        if let Err(error) = tokio::fs::create_dir_all(&self.config.optout.cache_dir).await {
+            tracing::error!(kind = ?error.kind(), "cannot create the opt-out cache directory");
+        }
+        loop {
+            match self.sync_once(&index).await {
+                Ok(next) => {
+                    self.metrics.optout_sync("success");
+                    if let Some(next) = next {
+                        index = Arc::new(next);
+                        let (deltas, partitions) = count_kinds(&index);
+                        self.metrics.optout_index(index.len(), deltas, partitions);
+                        tracing::info!(entries = index.len(), deltas, partitions, "opt-out index updated");
+                        self.observer.publish_optout(Arc::clone(&index));
+                    }
+                    if !synced_once {
+                        synced_once = true;
+                        self.observer.health(HEALTH, None);
+                    }
+                }
+                Err(error) => {
+                    self.metrics.optout_sync("failure");
+                    tracing::warn!(%error, "opt-out sync failed; keeping the current index");
+                    if !synced_once {
+                        self.observer.health(HEALTH, Some(format!("not synced yet: {error}")));
+                    }
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.config.optout.interval) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+
+    /// One pass: list, select, fetch, index. `None` when nothing changed.
+    async fn sync_once(&self, index: &Arc<OptOutIndex>) -> Result<Option<OptOutIndex>, SyncError> {
+        let url = self.metadata_url().await?;
+        let metadata = self
+            .client
+            .get_authenticated(&url, Audience::OptOut, "optout metadata")
+            .await?;
+        let listed = parse_listing(&metadata)?;
+        let names: Vec<OptOutFileName> = listed.iter().map(|(name, _)| name.clone()).collect();
+        let now = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+        )
+        .unwrap_or(i64::MAX);
+        let selection = select_files(&self.policy, &names, index.files(), now);
+        if selection.is_empty() {
+            return Ok(None);
+        }
+        for name in &selection.add {
+            if let Some((_, location)) = listed.iter().find(|(n, _)| n == name) {
+                self.download(name, location).await?;
+            }
+        }
+        let cache = self.config.optout.cache_dir.clone();
+        let previous = Arc::clone(index);
+        let applied = tokio::task::spawn_blocking(move || {
+            let result = previous.apply(&selection, |name| {
+                std::fs::read(cache.join(name.format())).map_err(|e| {
+                    tracing::warn!(kind = ?e.kind(), "cached opt-out file unreadable");
+                    SyncError::Malformed("cached opt-out file unreadable")
+                })
+            });
+            if result.is_ok() {
+                for dropped in &selection.drop {
+                    let _ = std::fs::remove_file(cache.join(dropped.format()));
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|_| SyncError::Malformed("opt-out index build stopped"))??;
+        Ok(Some(applied))
+    }
+
+    /// `optout_metadata_path`, resolved against the `optout_url` Core returned when relative.
+    async fn metadata_url(&self) -> Result<String, SyncError> {
+        let path = self
+            .config
+            .optout
+            .metadata_path
+            .clone()
+            .ok_or(SyncError::Malformed("optout_metadata_path is not set"))?;
+        if path.starts_with("http://") || path.starts_with("https://") {
+            return Ok(path);
+        }
+        let token = self.client.attester().valid_token().await?;
+        let base = token.optout_url.clone().ok_or(SyncError::Malformed(
+            "Core returned no optout_url for a relative optout_metadata_path",
+        ))?;
+        Ok(format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        ))
+    }
+
+    /// Streams one file into the cache under its canonical name; a partial download never takes
+    /// that name.
+    async fn download(&self, name: &OptOutFileName, location: &str) -> Result<(), SyncError> {
+        let target = self.config.optout.cache_dir.join(name.format());
+        if tokio::fs::try_exists(&target).await.unwrap_or(false) {
+            return Ok(());
+        }
+        let partial = target.with_extension("partial");
+        let io = |e: std::io::Error| {
+            tracing::warn!(kind = ?e.kind(), "opt-out cache write failed");
+            SyncError::Malformed("opt-out cache write failed")
+        };
+        let mut response = self
+            .client
+            .http()
+            .get(location)
+            .timeout(std::time::Duration::from_secs(600))
+            .send()
+            .await
+            .map_err(|e| SyncError::transport(&e))?;
+        if !response.status().is_success() {
+            return Err(SyncError::Status {
+                what: "optout file",
+                status: response.status().as_u16(),
+            });
+        }
+        let mut file = tokio::fs::File::create(&partial).await.map_err(io)?;
+        let mut written = 0usize;
+        while let Some(chunk) = response.chunk().await.map_err(|e| SyncError::transport(&e))? {
+            file.write_all(&chunk).await.map_err(io)?;
+            written += chunk.len();
+        }
+        file.flush().await.map_err(io)?;
+        drop(file);
+        if written % OptOutEntry::LEN != 0 {
+            let _ = tokio::fs::remove_file(&partial).await;
+            return Err(SyncError::Malformed("opt-out file length is not a multiple of 72"));
+        }
+        tokio::fs::rename(&partial, &target).await.map_err(io)
+    }
+}
+
+const HEALTH: &str = "cloudsync-optout";
+
+fn count_kinds(index: &OptOutIndex) -> (usize, usize) {
+    let partitions = index
+        .files()
+        .iter()
+        .filter(|f| f.kind == OptOutFileKind::Partition)
+        .count();
+    (index.files().len() - partitions, partitions)
+}
+
+/// `{"optout_logs":[{"type","location",…}]}` → the files with a recognisable name. Entries whose
+/// location is not an opt-out file name are skipped, as the reference's prefix filter does.
+fn parse_listing(bytes: &[u8]) -> Result<Vec<(OptOutFileName, String)>, SyncError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|_| SyncError::Malformed("opt-out metadata is not JSON"))?;
+    let logs = value
+        .get("optout_logs")
+        .and_then(serde_json::Value::as_array)
+        .ok_or(SyncError::Malformed("opt-out metadata has no optout_logs"))?;
+    Ok(logs
+        .iter()
+        .filter_map(|log| log.get("location").and_then(serde_json::Value::as_str))
+        .filter_map(|location| {
+            OptOutFileName::parse(location)
+                .ok()
+                .map(|name| (name, location.to_owned()))
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_keeps_recognisable_files() {
+        let body = br#"{"version":1,"optout_logs":[
+            {"type":"delta","location":"http://h/files/optout/delta/2024-01-01/optout-delta-000_2024-01-01T00.05.00Z_0000abcd.dat?sig=x"},
+            {"type":"partition","location":"http://h/files/optout/partition/optout-partition-000_2024-01-01T00.00.00Z_00001234.dat"},
+            {"type":"delta","location":"http://h/files/other.txt"},
+            {"type":"delta"}
+        ]}"#;
+        let listed = parse_listing(body).expect("parses");
+        assert_eq!(listed.len(), 2);
+        assert_eq!(listed[0].0.kind, OptOutFileKind::Delta);
+        assert!(listed[0].1.ends_with("?sig=x"));
+        assert!(parse_listing(b"{}").is_err());
+        assert!(parse_listing(b"nope").is_err());
+    }
+}
