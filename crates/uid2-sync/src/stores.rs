@@ -243,7 +243,7 @@ impl Stores {
                 if !newer(meta.version) {
                     return Ok(None);
                 }
-                let mut files = HashMap::new();
+                let mut files: HashMap<String, Vec<u8>> = HashMap::new();
                 for spec in &meta.snapshots {
                     if !files.contains_key(&spec.location) {
                         let data = self.data_file(id, &spec.location).await?;
@@ -251,21 +251,26 @@ impl Stores {
                     }
                 }
                 let now_ms = self.clock.now_ms();
-                let store = SaltStore::build(
-                    &meta,
-                    |location| {
-                        files.get(location).cloned().ok_or_else(|| {
-                            StoreError::new(
-                                "salts",
-                                uid2_store::error::Problem::NotFound {
-                                    path: "(salt file)".into(),
-                                },
-                            )
-                        })
-                    },
-                    now_ms,
-                )?;
-                (meta.version, Parsed::Salts(store))
+                let version = meta.version;
+                // A full salt file is a million lines: parse off the async workers.
+                let store = blocking(move || {
+                    SaltStore::build(
+                        &meta,
+                        |location| {
+                            files.remove(location).ok_or_else(|| {
+                                StoreError::new(
+                                    "salts",
+                                    uid2_store::error::Problem::NotFound {
+                                        path: "(salt file)".into(),
+                                    },
+                                )
+                            })
+                        },
+                        now_ms,
+                    )
+                })
+                .await?;
+                (version, Parsed::Salts(store))
             }
             _ => {
                 let meta = parse_store_metadata(id.name(), id.data_key(), &metadata)?;
@@ -273,18 +278,26 @@ impl Stores {
                     return Ok(None);
                 }
                 let data = self.data_file(id, &meta.location).await?;
-                let parsed = match id {
-                    StoreId::Clients => Parsed::Clients(ClientStore::parse(&data)?),
-                    StoreId::Keysets => Parsed::Keysets(KeysetStore::parse(&data)?),
-                    StoreId::KeysetKeys => Parsed::KeysetKeys(KeysetKeyStore::parse(&data)?),
-                    StoreId::Sites => Parsed::Sites(SiteStore::parse(&data)?),
-                    StoreId::ClientSideKeypairs => Parsed::Keypairs(ClientSideKeypairStore::parse(&data)?),
-                    StoreId::Services => Parsed::Services(ServiceStore::parse(&data)?),
-                    StoreId::ServiceLinks => Parsed::ServiceLinks(ServiceLinkStore::parse(&data)?),
-                    StoreId::CloudEncryptionKeys | StoreId::RuntimeConfig | StoreId::Salts => {
-                        return Err(SyncError::Malformed("store dispatch"))
-                    }
-                };
+                let parsed = blocking(move || {
+                    Ok(match id {
+                        StoreId::Clients => Parsed::Clients(ClientStore::parse(&data)?),
+                        StoreId::Keysets => Parsed::Keysets(KeysetStore::parse(&data)?),
+                        StoreId::KeysetKeys => Parsed::KeysetKeys(KeysetKeyStore::parse(&data)?),
+                        StoreId::Sites => Parsed::Sites(SiteStore::parse(&data)?),
+                        StoreId::ClientSideKeypairs => Parsed::Keypairs(ClientSideKeypairStore::parse(&data)?),
+                        StoreId::Services => Parsed::Services(ServiceStore::parse(&data)?),
+                        StoreId::ServiceLinks => Parsed::ServiceLinks(ServiceLinkStore::parse(&data)?),
+                        StoreId::CloudEncryptionKeys | StoreId::RuntimeConfig | StoreId::Salts => {
+                            return Err(StoreError::new(
+                                id.name(),
+                                uid2_store::error::Problem::NotFound {
+                                    path: "(dispatch)".into(),
+                                },
+                            ))
+                        }
+                    })
+                })
+                .await?;
                 (meta.version, parsed)
             }
         };
@@ -373,6 +386,16 @@ impl Stores {
             .map(|(id, _)| (id, map.get(&id).map_or(self.started.elapsed(), Instant::elapsed)))
             .max_by_key(|(_, age)| *age)
     }
+}
+
+/// Runs CPU-heavy parsing on the blocking pool so request handling keeps its workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, SyncError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| SyncError::Malformed("store parsing stopped"))?
+        .map_err(SyncError::from)
 }
 
 /// A followed store must have loaded; one that is not followed is empty. `None`: not ready.
