@@ -904,3 +904,38 @@ async fn the_binary_serves_a_store_by_hand() {
     );
     child.kill().await.expect("stops");
 }
+
+#[test]
+fn the_attested_local_config_points_at_this_service() {
+    let text = std::fs::read_to_string(repo().join("conf/attested-local-config.json")).expect("config");
+    let config: Value = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(config["core_api_token"], LOCAL_OPERATOR_KEY);
+    assert_eq!(config["core_attest_url"], "http://127.0.0.1:8088/attest");
+    let routes: Vec<&str> = STORE_ROUTES.iter().map(|(route, _)| *route).collect();
+    for (key, path) in [
+        ("clients_metadata_path", "/clients/refresh"),
+        ("sites_metadata_path", "/sites/refresh"),
+        ("keysets_metadata_path", "/key/keyset/refresh"),
+        ("keyset_keys_metadata_path", "/key/keyset-keys/refresh"),
+        ("client_side_keypairs_metadata_path", "/client_side_keypairs/refresh"),
+        ("salts_metadata_path", "/salt/refresh"),
+        ("services_metadata_path", "/services/refresh"),
+        ("service_links_metadata_path", "/service_links/refresh"),
+        ("runtime_config_metadata_path", "/operator/config"),
+        ("cloud_encryption_keys_metadata_path", "/cloud_encryption_keys/retrieve"),
+        ("optout_metadata_path", "/optout/refresh"),
+        ("optout_api_uri", "/optout/replicate"),
+    ] {
+        assert_eq!(config[key], format!("http://127.0.0.1:8088{path}"), "{key}");
+        assert!(!path.ends_with("refresh") || path == "/optout/refresh" || routes.contains(&path));
+    }
+    let records = uid2_local_core::OperatorStore::parse(
+        &std::fs::read(repo().join("testdata/local-core/operators.json")).expect("fixture"),
+    )
+    .expect("parses");
+    let record = records
+        .authorize(LOCAL_OPERATOR_KEY, &["OPERATOR"])
+        .expect("the key opens the fixture");
+    assert_eq!((record.site_id, record.operator_type), (999, OperatorType::Public));
+    assert!(record.has_role("OPTOUT") && !record.disabled && record.protocol == "trusted");
+}
