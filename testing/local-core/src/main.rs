@@ -1,5 +1,5 @@
-//! The `uid2-local-core` binary: parse the command line, then serve until Ctrl-C or generate a
-//! store. Everything else lives in the library.
+//! The `uid2-local-core` binary: parse the command line, then serve until Ctrl-C or SIGTERM, or
+//! generate a store. Everything else lives in the library.
 
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,6 +13,7 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let command = match cli::parse(std::env::args().skip(1)) {
@@ -97,8 +98,24 @@ fn serve(options: ServeOptions) -> ExitCode {
             options.store.display(),
             running.base_url()
         );
-        let _ = tokio::signal::ctrl_c().await;
+        stop_signal().await;
         running.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// Ctrl-C, or SIGTERM where there is one (containers and `kill` send it).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

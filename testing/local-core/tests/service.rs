@@ -448,6 +448,37 @@ async fn metadata_points_at_files_the_service_serves() {
     core.shutdown().await;
 }
 
+#[tokio::test]
+async fn classpath_locations_of_the_reference_store_resolve_against_the_store() {
+    let stores = TempStores::new();
+    let core = LocalCore::builder(stores.root.join("reference-store"))
+        .operators_file(stores.store().join("operators/operators.json"))
+        .start()
+        .await
+        .expect("starts");
+    let token = attest(&core, LOCAL_OPERATOR_KEY).await;
+    let clients = get_json(&core, "/clients/refresh", LOCAL_OPERATOR_KEY, &token, false).await;
+    let url = clients["client_keys"]["location"].as_str().expect("location");
+    assert_eq!(url, format!("{}/files/clients/clients.json", core.base_url()));
+    let (status, bytes) = download(url).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        bytes,
+        std::fs::read(stores.root.join("reference-store/clients/clients.json")).expect("file")
+    );
+    // Its cloud keys say `siteId`; site 999 still gets its three.
+    let keys = get_json(
+        &core,
+        "/cloud_encryption_keys/retrieve",
+        LOCAL_OPERATOR_KEY,
+        &token,
+        false,
+    )
+    .await;
+    assert_eq!(keys["cloud_encryption_keys"].as_array().map(Vec::len), Some(3));
+    core.shutdown().await;
+}
+
 async fn attest_private(core: &Running) -> String {
     let rsa = operator_rsa();
     let mut body = attest_body(&rsa);
