@@ -62,7 +62,7 @@ pub(crate) fn map(
     let previous_raw_uid = entry.previous_raw_uid(flh, config.identity_scope, id_type, env, config.identity_v3, now_ms);
     Ok(Mapped {
         raw_uid,
-        bucket_id: entry.hashed_id().to_owned(),
+        bucket_id: serving.store.salts.bucket_id(entry),
         previous_raw_uid,
         refresh_from_ms: entry.mapped_refresh_from_ms(now_ms),
     })

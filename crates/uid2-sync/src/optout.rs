@@ -7,12 +7,14 @@
 //! data). Logout: `POST optout_api_uri?identity_hash=…&advertising_id=…` with the operator key;
 //! OptOut writes the opt-out into its next delta, which reaches the index on a later sync.
 
+use std::collections::HashMap;
+use std::io::Read;
 use std::sync::Arc;
 
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
-use uid2_store::optout::{select_files, OptOutEntry, OptOutFileKind, OptOutFileName, OptOutFilePolicy, OptOutIndex};
+use uid2_store::optout::{select_files, OptOutFileKind, OptOutFileName, OptOutFilePolicy, OptOutIndex};
 
 use crate::attestation::Audience;
 use crate::client::CoreClient;
@@ -194,19 +196,39 @@ impl OptOutSync {
         if selection.is_empty() {
             return Ok(None);
         }
+        // New files are indexed while they download: each streams into the cache and, through a
+        // bounded channel, into the index builder, so a large partition is read once and the
+        // network overlaps the parsing.
+        let mut streams: HashMap<OptOutFileName, (ChunkReader, u64)> = HashMap::new();
+        let mut downloads = Vec::new();
         for name in &selection.add {
-            if let Some((_, location)) = listed.iter().find(|(n, _)| n == name) {
-                self.download(name, location).await?;
+            let Some((_, location)) = listed.iter().find(|(n, _)| n == name) else {
+                continue;
+            };
+            if tokio::fs::try_exists(self.cache_path(name)).await.unwrap_or(false) {
+                continue;
             }
+            let (reader, len, download) = self.start_download(name, location).await?;
+            streams.insert(name.clone(), (reader, len));
+            downloads.push(download);
         }
         let cache = self.config.optout.cache_dir.clone();
         let previous = Arc::clone(index);
-        let applied = tokio::task::spawn_blocking(move || {
-            let result = previous.apply(&selection, |name| {
-                std::fs::read(cache.join(name.format())).map_err(|e| {
+        let build = tokio::task::spawn_blocking(move || {
+            let result: Result<OptOutIndex, SyncError> = previous.apply_from_readers(&selection, |name| {
+                if let Some((reader, len)) = streams.remove(name) {
+                    return Ok((Box::new(reader) as Box<dyn Read + Send>, len));
+                }
+                let unreadable = |e: std::io::Error| {
                     tracing::warn!(kind = ?e.kind(), "cached opt-out file unreadable");
                     SyncError::Malformed("cached opt-out file unreadable")
-                })
+                };
+                let file = std::fs::File::open(cache.join(name.format())).map_err(unreadable)?;
+                let len = file.metadata().map_err(unreadable)?.len();
+                Ok((
+                    Box::new(std::io::BufReader::with_capacity(1 << 20, file)) as Box<dyn Read + Send>,
+                    len,
+                ))
             });
             if result.is_ok() {
                 for dropped in &selection.drop {
@@ -214,12 +236,111 @@ impl OptOutSync {
                 }
             }
             result
-        })
-        .await
-        .map_err(|_| SyncError::Malformed("opt-out index build stopped"))??;
-        Ok(Some(applied))
+        });
+        let applied = build
+            .await
+            .map_err(|_| SyncError::Malformed("opt-out index build stopped"));
+        // Every download must also have reached the cache, or a later rebuild could not read it.
+        for download in downloads {
+            download
+                .await
+                .map_err(|_| SyncError::Malformed("opt-out download stopped"))??;
+        }
+        Ok(Some(applied??))
     }
 
+    fn cache_path(&self, name: &OptOutFileName) -> std::path::PathBuf {
+        self.config.optout.cache_dir.join(name.format())
+    }
+
+    /// Starts fetching one file (bare GET): returns a reader of its bytes for the index builder,
+    /// its length (`Content-Length`, which pre-signed storage always sends), and the task that
+    /// also writes it to the cache under its name once complete.
+    async fn start_download(
+        &self,
+        name: &OptOutFileName,
+        location: &str,
+    ) -> Result<(ChunkReader, u64, tokio::task::JoinHandle<Result<(), SyncError>>), SyncError> {
+        let mut response = self
+            .client
+            .http()
+            .get(location)
+            .timeout(std::time::Duration::from_secs(600))
+            .send()
+            .await
+            .map_err(|e| SyncError::transport(&e))?;
+        if !response.status().is_success() {
+            return Err(SyncError::Status {
+                what: "optout file",
+                status: response.status().as_u16(),
+            });
+        }
+        let len = response
+            .content_length()
+            .ok_or(SyncError::Malformed("opt-out file without Content-Length"))?;
+        let target = self.cache_path(name);
+        let partial = target.with_extension("partial");
+        let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+        let task = tokio::spawn(async move {
+            let io = |e: std::io::Error| {
+                tracing::warn!(kind = ?e.kind(), "opt-out cache write failed");
+                SyncError::Malformed("opt-out cache write failed")
+            };
+            let mut file = tokio::fs::File::create(&partial).await.map_err(io)?;
+            let mut written = 0u64;
+            let mut builder_alive = true;
+            while let Some(chunk) = response.chunk().await.map_err(|e| SyncError::transport(&e))? {
+                file.write_all(&chunk).await.map_err(io)?;
+                written += chunk.len() as u64;
+                if builder_alive && tx.send(chunk).await.is_err() {
+                    // The builder gave up (it reported why); finish the cache copy anyway.
+                    builder_alive = false;
+                }
+            }
+            drop(tx);
+            file.flush().await.map_err(io)?;
+            drop(file);
+            if written != len {
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(SyncError::Malformed("opt-out file shorter than its Content-Length"));
+            }
+            tokio::fs::rename(&partial, &target).await.map_err(io)
+        });
+        Ok((ChunkReader::new(rx), len, task))
+    }
+}
+
+/// Reads the chunks a download forwards, from a blocking thread.
+struct ChunkReader {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    current: bytes::Bytes,
+}
+
+impl ChunkReader {
+    fn new(rx: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Self {
+        Self {
+            rx,
+            current: bytes::Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+impl OptOutSync {
     /// `optout_metadata_path`, resolved against the `optout_url` Core returned when relative.
     async fn metadata_url(&self) -> Result<String, SyncError> {
         let path = self
@@ -240,47 +361,6 @@ impl OptOutSync {
             base.trim_end_matches('/'),
             path.trim_start_matches('/')
         ))
-    }
-
-    /// Streams one file into the cache under its canonical name; a partial download never takes
-    /// that name.
-    async fn download(&self, name: &OptOutFileName, location: &str) -> Result<(), SyncError> {
-        let target = self.config.optout.cache_dir.join(name.format());
-        if tokio::fs::try_exists(&target).await.unwrap_or(false) {
-            return Ok(());
-        }
-        let partial = target.with_extension("partial");
-        let io = |e: std::io::Error| {
-            tracing::warn!(kind = ?e.kind(), "opt-out cache write failed");
-            SyncError::Malformed("opt-out cache write failed")
-        };
-        let mut response = self
-            .client
-            .http()
-            .get(location)
-            .timeout(std::time::Duration::from_secs(600))
-            .send()
-            .await
-            .map_err(|e| SyncError::transport(&e))?;
-        if !response.status().is_success() {
-            return Err(SyncError::Status {
-                what: "optout file",
-                status: response.status().as_u16(),
-            });
-        }
-        let mut file = tokio::fs::File::create(&partial).await.map_err(io)?;
-        let mut written = 0usize;
-        while let Some(chunk) = response.chunk().await.map_err(|e| SyncError::transport(&e))? {
-            file.write_all(&chunk).await.map_err(io)?;
-            written += chunk.len();
-        }
-        file.flush().await.map_err(io)?;
-        drop(file);
-        if written % OptOutEntry::LEN != 0 {
-            let _ = tokio::fs::remove_file(&partial).await;
-            return Err(SyncError::Malformed("opt-out file length is not a multiple of 72"));
-        }
-        tokio::fs::rename(&partial, &target).await.map_err(io)
     }
 }
 

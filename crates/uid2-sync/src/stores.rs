@@ -123,7 +123,8 @@ enum Parsed {
     Clients(ClientStore),
     Keysets(KeysetStore),
     KeysetKeys(KeysetKeyStore),
-    Salts(SaltStore),
+    /// Boxed: the salt store is by far the largest value here.
+    Salts(Box<SaltStore>),
     Sites(SiteStore),
     Keypairs(ClientSideKeypairStore),
     Services(ServiceStore),
@@ -270,7 +271,7 @@ impl Stores {
                     )
                 })
                 .await?;
-                (version, Parsed::Salts(store))
+                (version, Parsed::Salts(Box::new(store)))
             }
             _ => {
                 let meta = parse_store_metadata(id.name(), id.data_key(), &metadata)?;
@@ -324,7 +325,7 @@ impl Stores {
             Parsed::Clients(s) => set.clients = Some(Loaded::new(version, s)),
             Parsed::Keysets(s) => set.keysets = Some(Loaded::new(version, s)),
             Parsed::KeysetKeys(s) => set.keyset_keys = Some(Loaded::new(version, s)),
-            Parsed::Salts(s) => set.salts = Some(Loaded::new(version, s)),
+            Parsed::Salts(s) => set.salts = Some(Loaded::new(version, *s)),
             Parsed::Sites(s) => set.sites = Some(Loaded::new(version, s)),
             Parsed::Keypairs(s) => set.keypairs = Some(Loaded::new(version, s)),
             Parsed::Services(s) => set.services = Some(Loaded::new(version, s)),

@@ -18,8 +18,8 @@ use crate::request::{enveloped, Enveloped, Reply};
 use crate::state::AppState;
 
 #[derive(Serialize)]
-struct Bucket<'a> {
-    bucket_id: &'a str,
+struct Bucket {
+    bucket_id: String,
     last_updated: String,
 }
 
@@ -36,10 +36,10 @@ fn buckets(req: &Enveloped) -> Result<Reply, ApiError> {
     let since_ms = parse_local_date_time_ms(&since)
         .ok_or_else(|| ApiError::client_error("invalid date, must conform to ISO 8601"))?;
     let salts = &req.serving.store.salts;
-    let entries: Vec<Bucket<'_>> = salts
+    let entries: Vec<Bucket> = salts
         .modified_since(since_ms, req.now_ms)
         .map(|e| Bucket {
-            bucket_id: e.hashed_id(),
+            bucket_id: salts.bucket_id(e),
             last_updated: format_ms(e.last_updated_ms()),
         })
         .collect();

@@ -30,6 +30,7 @@ mod advertising_id;
 mod table;
 
 use std::collections::BTreeSet;
+use std::io::Read;
 use std::sync::Arc;
 
 use self::advertising_id::IdKey;
@@ -37,7 +38,7 @@ use self::table::{sort_and_merge, Record, Table};
 use super::entry::view_file;
 use super::selection::FileSelection;
 use super::{OptOutEntry, OptOutFileName};
-use crate::error::StoreError;
+use crate::error::{Problem, StoreError};
 
 /// The store name errors carry.
 const STORE: &str = "optout";
@@ -270,6 +271,30 @@ impl OptOutIndex {
         B: AsRef<[u8]>,
         E: From<StoreError>,
     {
+        self.apply_with(selection, |builder, name| {
+            let bytes = read(name)?;
+            Ok(builder.add_file(name.clone(), bytes.as_ref())?)
+        })
+    }
+
+    /// [`Self::apply`] reading each file through `open` (a reader and the file's length) in
+    /// bounded chunks, so a partition of hundreds of megabytes is never held in memory whole.
+    pub fn apply_from_readers<R, E, F>(&self, selection: &FileSelection, mut open: F) -> Result<Self, E>
+    where
+        F: FnMut(&OptOutFileName) -> Result<(R, u64), E>,
+        R: Read,
+        E: From<StoreError>,
+    {
+        self.apply_with(selection, |builder, name| {
+            let (reader, len) = open(name)?;
+            Ok(builder.add_reader(name.clone(), reader, len)?)
+        })
+    }
+
+    fn apply_with<E, F>(&self, selection: &FileSelection, mut add: F) -> Result<Self, E>
+    where
+        F: FnMut(&mut OptOutIndexBuilder, &OptOutFileName) -> Result<(), E>,
+    {
         let (mut builder, kept) = if selection.needs_rebuild() {
             let dropped: BTreeSet<&OptOutFileName> = selection.drop.iter().collect();
             let kept: Vec<&OptOutFileName> = self.files.iter().filter(|name| !dropped.contains(name)).collect();
@@ -281,8 +306,7 @@ impl OptOutIndex {
             if builder.files.contains(name) {
                 continue;
             }
-            let bytes = read(name)?;
-            builder.add_file(name.clone(), bytes.as_ref())?;
+            add(&mut builder, name)?;
         }
         Ok(if selection.needs_rebuild() {
             builder.build()
@@ -373,12 +397,95 @@ impl OptOutIndexBuilder {
         if self.files.contains(&name) {
             return Ok(());
         }
-        let entries = view_file(STORE, bytes)?;
         let count = bytes.len() / OptOutEntry::LEN;
+        self.reserve(count);
+        self.push_entries(bytes)?;
+        self.files.insert(name);
+        Ok(())
+    }
+
+    /// Reads one file of `len` bytes from `reader` in bounded chunks; on any error (including a
+    /// reader that yields a different length) nothing of it is kept.
+    pub fn add_reader(&mut self, name: OptOutFileName, mut reader: impl Read, len: u64) -> Result<(), StoreError> {
+        if self.files.contains(&name) {
+            return Ok(());
+        }
+        let entry_len = OptOutEntry::LEN as u64;
+        let Ok(count) = usize::try_from(len / entry_len) else {
+            return Err(StoreError::new(STORE, Problem::OptOutFileLength { len: usize::MAX }));
+        };
+        if len % entry_len != 0 {
+            return Err(StoreError::new(
+                STORE,
+                Problem::OptOutFileLength {
+                    len: usize::try_from(len).unwrap_or(usize::MAX),
+                },
+            ));
+        }
+        let (hashes_before, ids_before) = (self.hashes.len(), self.ids.len());
+        self.reserve(count);
+        let result = self.read_chunks(&mut reader, len);
+        if result.is_err() {
+            self.hashes.truncate(hashes_before);
+            self.ids.truncate(ids_before);
+        } else {
+            self.files.insert(name);
+        }
+        result
+    }
+
+    fn read_chunks(&mut self, reader: &mut impl Read, len: u64) -> Result<(), StoreError> {
+        // 16,384 entries (1.1 MiB) per read.
+        let mut buffer = vec![0u8; OptOutEntry::LEN * 16_384];
+        let mut filled = 0usize;
+        let mut total = 0u64;
+        loop {
+            let read = match reader.read(&mut buffer[filled..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(StoreError::new(
+                        STORE,
+                        Problem::Unreadable {
+                            path: "(opt-out file)".into(),
+                            kind: e.kind(),
+                        },
+                    ))
+                }
+            };
+            total += read as u64;
+            filled += read;
+            let complete = filled - filled % OptOutEntry::LEN;
+            if read == 0 || complete == buffer.len() {
+                self.push_entries(&buffer[..complete])?;
+                buffer.copy_within(complete..filled, 0);
+                filled -= complete;
+            }
+            if read == 0 {
+                break;
+            }
+        }
+        if filled != 0 || total != len {
+            return Err(StoreError::new(
+                STORE,
+                Problem::OptOutFileLength {
+                    len: usize::try_from(total).unwrap_or(usize::MAX),
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    fn reserve(&mut self, count: usize) {
         self.hashes.reserve(count);
         if self.advertising_ids {
             self.ids.reserve(count);
         }
+    }
+
+    /// Appends the records of whole entries; `bytes` must be a multiple of 72 long.
+    fn push_entries(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        let entries = view_file(STORE, bytes)?;
         for entry in entries.filter(|entry| !entry.is_sentinel()) {
             let timestamp = clamp_timestamp(entry.timestamp);
             self.hashes.push(HashRecord {
@@ -392,7 +499,6 @@ impl OptOutIndexBuilder {
                 });
             }
         }
-        self.files.insert(name);
         Ok(())
     }
 

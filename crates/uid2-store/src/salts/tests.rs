@@ -117,8 +117,8 @@ fn lines_with_all_fields_and_with_blanks() {
     assert_eq!(second.current_salt(), Some("salt2"), "values are trimmed");
     assert_eq!(second.previous_salt(), None, "blank is absent");
     assert!(second.previous_key().is_none());
-    assert_eq!(first.hashed_id(), "id-prefixlEMWeGxL2");
-    assert_eq!(second.hashed_id(), "id-prefixOD2x65kLn");
+    assert_eq!(store.bucket_id(first), "id-prefixlEMWeGxL2");
+    assert_eq!(store.bucket_id(second), "id-prefixOD2x65kLn");
 }
 
 #[test]
@@ -316,7 +316,7 @@ fn reference_salts_load_with_their_bucket_ids() {
     assert_eq!(newest.len(), 5);
     assert!(!store.is_expired(NOW_2027_01_15));
     // Hashids vectors: see `hashids.rs`.
-    let ids: Vec<&str> = newest.entries().map(SaltEntry::hashed_id).collect();
+    let ids: Vec<String> = newest.entries().map(|e| store.bucket_id(e)).collect();
     assert_eq!(
         ids,
         ["bKaoveQoPR", "b1aZVGl7aB", "bv3WM92zaA", "bl5yy6kr58", "be58Mjz13q"]
@@ -445,5 +445,29 @@ fn negative_ids_hash_to_the_bare_prefix() {
     // Java's Hashids returns "" for negative numbers.
     let store = one_snapshot(1, "-5,1,s,1,,,,,,,").expect("valid");
     let entry = store.snapshot_at(0).entries().next().expect("one bucket");
-    assert_eq!((entry.id(), entry.hashed_id()), (-5, "id-prefix"));
+    assert_eq!((entry.id(), store.bucket_id(entry).as_str()), (-5, "id-prefix"));
+}
+
+/// Large files are parsed on several threads: order, bucket lookup and error line numbers must be
+/// exactly those of a sequential parse.
+#[test]
+fn large_files_parse_in_order_with_exact_line_numbers() {
+    let lines = 25_000;
+    let file: String = (0..lines).map(|i| format!("{i},{i},salt{i},{i},,,,,,,\n")).collect();
+    let store = one_snapshot(lines, &file).expect("valid");
+    let snapshot = store.snapshot_at(0);
+    assert_eq!(snapshot.len(), lines);
+    assert!(snapshot
+        .entries()
+        .enumerate()
+        .all(|(i, e)| i64::from(e.id()) == i as i64));
+    assert_eq!(
+        snapshot.entries().last().and_then(SaltEntry::current_salt),
+        Some("salt24999")
+    );
+
+    let mut broken: Vec<String> = file.lines().map(str::to_owned).collect();
+    broken[19_999] = "19999,bad,s,1,,,,,,,".to_owned();
+    let broken = broken.join("\n");
+    assert_eq!(line_issue(&broken, lines).map(|(line, _)| line), Some(20_000));
 }

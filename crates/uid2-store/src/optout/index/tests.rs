@@ -468,3 +468,62 @@ fn apply_follows_the_selection_and_rebuilds_only_when_it_must() {
     };
     assert!(third.apply(&selection, failing).is_err());
 }
+
+/// A reader that hands out at most `step` bytes per call, to put chunk boundaries mid-entry.
+struct Trickle<'a> {
+    bytes: &'a [u8],
+    step: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.step.min(out.len()).min(self.bytes.len());
+        out[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn streamed_files_index_exactly_like_whole_ones() {
+    let scenario = Scenario::new(91, 600);
+    let mut whole = OptOutIndex::builder();
+    for (name, bytes) in &scenario.files {
+        whole.add_file(name.clone(), bytes).expect("valid file");
+    }
+    let whole = whole.build();
+    for step in [1, 7, 72, 1000, usize::MAX] {
+        let mut streamed = OptOutIndex::builder();
+        for (name, bytes) in &scenario.files {
+            let reader = Trickle { bytes, step };
+            streamed
+                .add_reader(name.clone(), reader, bytes.len() as u64)
+                .expect("valid file");
+        }
+        let streamed = streamed.build();
+        scenario.assert_answers(&streamed, &format!("streamed with step {step}"));
+        assert_eq!(streamed.len(), whole.len());
+    }
+}
+
+#[test]
+fn a_stream_of_the_wrong_length_adds_nothing() {
+    let scenario = Scenario::new(5, 60);
+    let (name, bytes) = &scenario.files[0];
+    let mut builder = OptOutIndex::builder();
+    let short = Trickle {
+        bytes: &bytes[..bytes.len() - 72],
+        step: 100,
+    };
+    assert!(builder.add_reader(name.clone(), short, bytes.len() as u64).is_err());
+    let ragged = Trickle {
+        bytes: &bytes[..bytes.len() - 5],
+        step: 100,
+    };
+    assert!(builder
+        .add_reader(name.clone(), ragged, bytes.len() as u64 - 5)
+        .is_err());
+    let index = builder.build();
+    assert!(index.is_empty());
+    assert!(index.files().is_empty());
+}
