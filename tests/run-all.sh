@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the project: the Rust workspace (unit, vector and HTTP integration tests)
-# and the official Python SDK (uid2-client 2.9.0) against the real operator binary.
+# and the official Python SDK (uid2-client 2.9.0) against the real operator binary, once in local
+# mode and once in attested mode against the local Core/OptOut service.
 #
 # Needs: a Rust toolchain and python3 with venv. On a fresh Debian machine without the venv
 # module, it installs python3-venv when run as root, or says what to install.
@@ -20,6 +21,12 @@ fi
 echo "== cargo test --workspace"
 cargo test --workspace
 
-echo "== official SDK conformance (uid2-client 2.9.0)"
-cargo build -p uid2-operator
-UID2_OPERATOR_BIN="$PWD/target/debug/uid2-operator" tests/sdk/run.sh
+cargo build -p uid2-operator -p uid2-local-core
+export UID2_OPERATOR_BIN="$PWD/target/debug/uid2-operator"
+export UID2_LOCAL_CORE_BIN="$PWD/target/debug/uid2-local-core"
+
+echo "== official SDK conformance (uid2-client 2.9.0), local mode"
+UID2_SDK_MODE=local tests/sdk/run.sh
+
+echo "== official SDK conformance (uid2-client 2.9.0), attested mode against the local Core"
+UID2_SDK_MODE=attested tests/sdk/run.sh

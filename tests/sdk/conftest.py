@@ -3,12 +3,18 @@
 The suite installs nothing and builds nothing. It expects a venv with tests/sdk/requirements.txt
 and the release binary at $UID2_OPERATOR_BIN (default target/release/uid2-operator under the repo
 root); tests/sdk/run.sh does both.
+
+With UID2_SDK_MODE=attested the operator runs in attested mode against the local Core/OptOut
+service ($UID2_LOCAL_CORE_BIN, default target/release/uid2-local-core), serving a temporary copy
+of the same test store, with conf/attested-local-config.json pointed at it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import time
@@ -42,6 +48,23 @@ class RunningOperator:
 
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+ATTESTED = os.environ.get("UID2_SDK_MODE", "local") == "attested"
+LOCAL_OPERATOR_KEY_FILE = "conf/attested-local-config.json"
+
+
+def _binary(variable: str, default: str) -> Path:
+    configured = os.environ.get(variable)
+    path = Path(configured) if configured else Path(default)
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.fail(
+            f"binary not found or not executable: {path} (set {variable}, or build it with cargo)",
+            pytrace=False,
+        )
+    return path
 
 
 def _operator_binary() -> Path:
@@ -89,14 +112,16 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=STOP_GRACE_S)
 
 
-def _start(binary: Path, offset: int, log_path: Path) -> tuple[subprocess.Popen | None, str]:
+def _start(
+    binary: Path, offset: int, log_path: Path, args: list[str]
+) -> tuple[subprocess.Popen | None, str]:
     """Starts the operator with `port_offset=offset`; returns it once healthy, or None and why."""
     env = dict(os.environ)
     env.update({"port_offset": str(offset), "RUST_LOG": "debug", "NO_COLOR": "1"})
     port = API_BASE_PORT + offset
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [str(binary)],
+            [str(binary), *args],
             cwd=str(log_path.parent),
             env=env,
             stdin=subprocess.DEVNULL,
@@ -118,11 +143,77 @@ def _start(binary: Path, offset: int, log_path: Path) -> tuple[subprocess.Popen 
     return None, f"not healthy within {HEALTH_DEADLINE_S:.0f} s (last healthcheck answer: {last})"
 
 
+def _free_port(rng: random.Random) -> int:
+    for _ in range(MAX_PORT_ATTEMPTS):
+        port = rng.randint(20000, 29999)
+        if _port_is_free(port):
+            return port
+    pytest.fail("no free loopback port for the local Core", pytrace=False)
+
+
+def _start_local_core(work: Path, rng: random.Random) -> tuple[subprocess.Popen, int]:
+    """The local Core/OptOut service over a private copy of the test store."""
+    binary = _binary("UID2_LOCAL_CORE_BIN", "target/release/uid2-local-core")
+    for name in ("local-store", "reference-store"):
+        shutil.copytree(REPO_ROOT / "testdata" / name, work / name)
+    (work / "local-store" / "operators").mkdir(exist_ok=True)
+    for name in ("operators.json", "enclaves.json"):
+        source = REPO_ROOT / "testdata" / "local-core" / name
+        if source.exists():
+            shutil.copy(source, work / "local-store" / "operators" / name)
+    port = _free_port(rng)
+    log = open(work / "local-core.log", "ab")
+    process = subprocess.Popen(
+        [str(binary), "--store", str(work / "local-store"), "--listen", f"127.0.0.1:{port}"],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    for _ in range(int(HEALTH_DEADLINE_S / HEALTH_POLL_S)):
+        if process.poll() is not None:
+            pytest.fail(f"local core exited with {process.returncode}", pytrace=False)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_test/faults", timeout=1):
+                return process, port
+        except OSError:
+            time.sleep(HEALTH_POLL_S)
+    _stop(process)
+    pytest.fail("local core did not start", pytrace=False)
+
+
+def _attested_config(work: Path, core_port: int) -> Path:
+    config = json.loads((REPO_ROOT / LOCAL_OPERATOR_KEY_FILE).read_text())
+    for key, value in list(config.items()):
+        if isinstance(value, str) and "127.0.0.1:8088" in value:
+            config[key] = value.replace("127.0.0.1:8088", f"127.0.0.1:{core_port}")
+    config["optout_data_dir"] = str(work / "optout-cache")
+    config["cloud_refresh_interval"] = 1
+    path = work / "operator.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.fixture(scope="session")
+def operator_key() -> str | None:
+    """The operator API key in attested mode (a secret the log must never show)."""
+    if not ATTESTED:
+        return None
+    return json.loads((REPO_ROOT / LOCAL_OPERATOR_KEY_FILE).read_text())["core_api_token"]
+
+
 @pytest.fixture(scope="session")
 def operator(tmp_path_factory) -> RunningOperator:
-    """The real operator binary in local mode on loopback, started once for the session."""
+    """The real operator binary on loopback, started once for the session: local mode, or
+    attested mode against the local Core when UID2_SDK_MODE=attested."""
     binary = _operator_binary()
-    log_path = tmp_path_factory.mktemp("operator") / "operator.log"
+    work = tmp_path_factory.mktemp("operator")
+    log_path = work / "operator.log"
+    args: list[str] = []
+    core = None
+    if ATTESTED:
+        core, core_port = _start_local_core(work, random.Random())
+        args = ["--config", str(_attested_config(work, core_port))]
     rng = random.Random()
     problems = []
     process = None
@@ -136,13 +227,15 @@ def operator(tmp_path_factory) -> RunningOperator:
             problems.append(f"offset {offset}: port in use")
             continue
         starts += 1
-        process, why = _start(binary, offset, log_path)
+        process, why = _start(binary, offset, log_path, args)
         if process is not None:
             break
         problems.append(f"offset {offset}: {why}")
         if why.startswith("not healthy"):
             break  # a hung start is not a port race: do not wait 30 s again
     if process is None:
+        if core is not None:
+            _stop(core)
         tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
         pytest.fail(
             f"could not start {binary} ({starts} start(s), {len(problems)} offset(s) tried):\n  "
@@ -155,6 +248,8 @@ def operator(tmp_path_factory) -> RunningOperator:
         yield RunningOperator(f"http://127.0.0.1:{port}", port, log_path, process)
     finally:
         _stop(process)
+        if core is not None:
+            _stop(core)
 
 
 @pytest.fixture(scope="session")
@@ -163,9 +258,11 @@ def base_url(operator: RunningOperator) -> str:
 
 
 @pytest.fixture(scope="session")
-def sensitive() -> Sensitive:
+def sensitive(operator_key: str | None) -> Sensitive:
     """Collects every secret and piece of DII used in the session (checked against the log last)."""
     collected = Sensitive()
     for client in (SPECIAL, DSP, PUBLISHER_124):
         collected.add_client(client)
+    if operator_key:
+        collected.add("operator key", operator_key)
     return collected
