@@ -359,6 +359,45 @@ impl Operator {
         }
     }
 
+    /// A client of an operator running elsewhere (another process) at these addresses. Dropping
+    /// it stops nothing: whoever started that operator stops it.
+    pub fn at(address: SocketAddr, metrics_address: SocketAddr) -> Self {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("an HTTP client");
+        Self {
+            address,
+            metrics_address,
+            base: format!("http://{address}"),
+            http,
+            stop: None,
+        }
+    }
+
+    /// A GET that reports a transport failure instead of failing the test, for polling a server
+    /// that may not be listening yet (or any more). Times out after 2 s.
+    pub async fn try_get(&self, path: &str) -> Result<Reply, String> {
+        let route = format!("GET {path}");
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .map_err(|e| format!("{route}: {e}"))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| format!("{route}: {e}"))?.to_vec();
+        Ok(Reply {
+            route,
+            status,
+            headers,
+            body,
+        })
+    }
+
     /// Any request; a transport failure (refused, reset, timeout) fails the test.
     pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
         let route = format!("{method} {path}");
