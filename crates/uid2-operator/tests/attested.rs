@@ -26,6 +26,13 @@
 //!
 //! On failure the temporary directory is kept (its path is printed) and the operator's log is
 //! printed without the HTTP client's connection chatter.
+//!
+//! Renewal of the attestation is only observable here through short-lived tokens: the operator's
+//! periodic check (renew within 10 minutes of expiry) runs every 60 s and has no configuration
+//! key, so with 5-second tokens the renewals a test can wait for are the lazy ones at expiry.
+//! `never_presents_an_expired_attestation_token` is `#[ignore]`d while the operator presents
+//! tokens Core has already expired (see its comment); `cargo test --test attested -- --ignored`
+//! runs it.
 
 mod harness;
 
