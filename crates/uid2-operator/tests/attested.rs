@@ -30,9 +30,9 @@
 //! Renewal of the attestation is only observable here through short-lived tokens: the operator's
 //! periodic check (renew within 10 minutes of expiry) runs every 60 s and has no configuration
 //! key, so with 5-second tokens the renewals a test can wait for are the lazy ones at expiry.
-//! `never_presents_an_expired_attestation_token` is `#[ignore]`d while the operator presents
-//! tokens Core has already expired (see its comment); `cargo test --test attested -- --ignored`
-//! runs it.
+//! `never_presents_an_expired_attestation_token` pins the local Core's clock to the last
+//! millisecond of each second: tokens carry whole-second expiries, so the operator must stop
+//! presenting one before the millisecond `expiresAt` Core returns.
 
 mod harness;
 
@@ -1226,7 +1226,6 @@ impl uid2_protocol::clock::Clock for LateInTheSecond {
 /// Around each expiry of a short-lived token, Core must never see the operator present a token it
 /// has already expired: no 401 on any authenticated call over two lifetimes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "operator bug: a token is used until `expiresAt`, up to 1 s after Core expired it; run with --ignored"]
 async fn never_presents_an_expired_attestation_token() {
     let lifetime = Duration::from_secs(5);
     let world = World::with_core("expired", |b| {

@@ -27,6 +27,10 @@ use crate::error::SyncError;
 use crate::metrics::SyncMetrics;
 use crate::{Fatal, Observer};
 
+/// How long before its (whole-second) expiry a token is no longer presented: a call made just
+/// before expiry must not arrive just after it.
+const USE_MARGIN_MS: i64 = 2_000;
+
 /// Which service a call goes to: each has its own JWT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Audience {
@@ -107,8 +111,11 @@ impl Attester {
         self.current.read().ok().and_then(|t| t.clone())
     }
 
+    /// Core writes the expiry into the token in whole seconds, so the token dies up to a second
+    /// before the millisecond `expiresAt` it returns; stop using it a little before that.
     fn usable(&self, token: &Token) -> bool {
-        self.clock.now_ms() < token.expires_at_ms
+        let dies_at_ms = token.expires_at_ms.div_euclid(1000) * 1000;
+        self.clock.now_ms() < dies_at_ms.saturating_sub(USE_MARGIN_MS)
     }
 
     fn due(&self, token: &Token) -> bool {

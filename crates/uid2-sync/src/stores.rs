@@ -210,6 +210,12 @@ impl Stores {
             }
             Err(error) => {
                 self.metrics.store_refresh(id.name(), "failure", seconds);
+                // Until a store first loads, the healthcheck says why it has not (afterwards a
+                // failed refresh only shows in metrics: the last good data keeps serving).
+                if self.loaded_version(id).is_none() {
+                    self.observer
+                        .health(health_component(id), Some(format!("not loaded yet: {error}")));
+                }
                 Err(error)
             }
         }
