@@ -224,10 +224,18 @@ impl World {
     /// Starts the operator binary; returns once it answers HTTP or has exited (a start that lost
     /// a port to another process is retried with new ports).
     async fn spawn(&self) -> OperatorProcess {
+        self.spawn_with(|_| {}).await
+    }
+
+    /// [`Self::spawn`] with an edit of the operator configuration.
+    async fn spawn_with(&self, edit: impl Fn(&mut serde_json::Map<String, Value>)) -> OperatorProcess {
         for attempt in 0..5 {
             let (http_port, metrics_port) = free_ports();
             let config_path = self.dir.0.join(format!("operator-{attempt}.json"));
-            let config = self.operator_config(http_port, metrics_port);
+            let mut config = self.operator_config(http_port, metrics_port);
+            if let Some(object) = config.as_object_mut() {
+                edit(object);
+            }
             std::fs::write(&config_path, config.to_string()).expect("write the operator config");
             let log = self.dir.0.join(format!("operator-{attempt}.log"));
             let mut process = OperatorProcess::spawn(&config_path, &log, http_port, metrics_port);
@@ -780,6 +788,51 @@ async fn attests_syncs_and_serves() {
             r.path.starts_with("/files/") || version.starts_with("uid2-operator="),
             "{what}: X-UID2-AppVersion {version:?}"
         );
+    }
+    process.assert_running();
+    process.assert_log_clean(&world.secrets());
+}
+
+/// With `encrypted_files`, the operator asks for Core's encrypted scope, loads the cloud keys first
+/// and decrypts every store file (sync.md §3.10); it then serves exactly as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_store_files_are_decrypted_with_cloud_keys() {
+    let world = World::new("encrypted").await;
+    let mut process = world
+        .spawn_with(|config| {
+            config.insert("encrypted_files".to_owned(), json!(true));
+        })
+        .await;
+    process.wait_healthy().await;
+    let op = &process.api;
+    let response = op.v2_ok(GENERATE, &C999, r#"{"email":"encrypted@example.com"}"#).await;
+    assert_eq!(response["status"], "success", "{response}");
+    let token = response["body"]["advertising_token"].as_str().unwrap_or_default();
+    let decoded = AdvertisingToken::decode(token, &world.keys()).expect("the token opens with the store's keys");
+    assert_eq!(decoded.site_key_id, SITE_KEY);
+
+    let requests = world.core.activity().requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path == "/cloud_encryption_keys/retrieve" && r.status == 200),
+        "the cloud keys were fetched"
+    );
+    assert!(
+        requests.iter().any(|r| r.path.starts_with("/files-encrypted/")),
+        "store files came from the encrypted scope"
+    );
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.path.starts_with("/files/") && !r.path.starts_with("/files/optout/")),
+        "no store file was fetched in the clear"
+    );
+    for r in requests
+        .iter()
+        .filter(|r| r.path.ends_with("/refresh") && !r.path.starts_with("/optout"))
+    {
+        assert!(r.encrypted, "{} without the Encrypted header", r.path);
     }
     process.assert_running();
     process.assert_log_clean(&world.secrets());
