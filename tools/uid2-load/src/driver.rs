@@ -1,0 +1,289 @@
+//! Runs a scenario: `--connections` HTTP/1.1 keep-alive connections, each with one request in
+//! flight, until the request budget or the deadline runs out.
+//!
+//! Two phases. Setup connects every connection (and, for refresh, gives each one an identity with
+//! a generate) before the clock starts, so connection set-up is not measured. Then every
+//! connection claims request numbers from one shared [`Budget`] until it says stop; a request
+//! started before the deadline may finish after it, but no later than `--timeout`, so the whole
+//! run ends by duration + timeout. A connection that fails is dropped and opened again for its
+//! next request, which is how a keep-alive SDK client behaves.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::client::conn::http1::{handshake, SendRequest};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+
+use crate::cli::{Options, Target};
+use crate::scenario::{Held, Outgoing, Plan, Reply, Scenario};
+use crate::stats::{Summary, Tally};
+
+/// The largest answer read: a 5,000-item map answer is ~0.5 MB; anything near this is a broken
+/// server, not a result.
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// The run's shared stop rule: a request number below `limit`, claimed before `deadline`.
+struct Budget {
+    claimed: AtomicU64,
+    limit: u64,
+    deadline: Instant,
+}
+
+impl Budget {
+    fn claim(&self) -> Option<u64> {
+        if Instant::now() >= self.deadline {
+            return None;
+        }
+        let seq = self.claimed.fetch_add(1, Ordering::Relaxed);
+        (seq < self.limit).then_some(seq)
+    }
+}
+
+/// What every connection shares.
+struct Shared {
+    plan: Plan,
+    target: Target,
+    bearer: HeaderValue,
+    host: HeaderValue,
+    timeout: Duration,
+}
+
+/// One keep-alive connection; `None` after a failure until the next request reopens it.
+struct Connection {
+    sender: Option<SendRequest<Full<Bytes>>>,
+    held: Option<Held>,
+}
+
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {}", e.kind()))?;
+    // Small requests and answers would otherwise wait out the peer's delayed ACK (~40 ms).
+    stream.set_nodelay(true).map_err(|e| format!("connect: {}", e.kind()))?;
+    let (sender, connection) = handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    // Drives the socket; it ends when the sender is dropped or the server closes.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+impl Connection {
+    /// Sends one request and reads the whole answer. Any transport error drops the connection.
+    async fn exchange(&mut self, shared: &Shared, out: &Outgoing) -> Result<Reply, String> {
+        let result = self.try_exchange(shared, out).await;
+        if result.is_err() {
+            self.sender = None;
+        }
+        result
+    }
+
+    async fn try_exchange(&mut self, shared: &Shared, out: &Outgoing) -> Result<Reply, String> {
+        let sender = match &mut self.sender {
+            Some(sender) => sender,
+            None => self.sender.insert(connect(shared.target.addr).await?),
+        };
+        sender.ready().await.map_err(|e| format!("transport: {e}"))?;
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(out.path)
+            .header(HOST, shared.host.clone())
+            .header(AUTHORIZATION, shared.bearer.clone())
+            .header(CONTENT_TYPE, out.content_type)
+            .body(Full::new(out.body.clone()))
+            .map_err(|e| format!("request: {e}"))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("transport: {e}"))?;
+        let (parts, body) = response.into_parts();
+        let body = Limited::new(body, MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| format!("reading the answer: {e}"))?
+            .to_bytes();
+        Ok(Reply {
+            status: parts.status.as_u16(),
+            content_type: parts
+                .headers
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            body,
+        })
+    }
+
+    /// Sends and judges one request, bounded by the request timeout.
+    async fn run_one(&mut self, shared: &Shared, out: &Outgoing) -> Result<crate::scenario::Verdict, Failure> {
+        match tokio::time::timeout(shared.timeout, self.exchange(shared, out)).await {
+            Err(_) => {
+                // The answer may still arrive on this connection; it must not be read as the next.
+                self.sender = None;
+                Err(Failure::Unanswered("timeout".to_owned()))
+            }
+            Ok(Err(e)) => Err(Failure::Unanswered(e)),
+            Ok(Ok(reply)) => shared.plan.judge(&out.expect, &reply).map_err(Failure::Answered),
+        }
+    }
+}
+
+enum Failure {
+    /// No HTTP answer: no latency to record.
+    Unanswered(String),
+    /// An answer that an SDK would reject.
+    Answered(String),
+}
+
+/// Connects connection `index` and, for refresh, gets it an identity.
+async fn set_up(shared: &Shared, index: usize) -> Result<Connection, String> {
+    let mut connection = Connection {
+        sender: Some(connect(shared.target.addr).await?),
+        held: None,
+    };
+    if shared.plan.scenario == Scenario::Refresh {
+        let out = shared.plan.identity_request(index);
+        match connection.run_one(shared, &out).await {
+            Ok(verdict) => connection.held = verdict.held,
+            Err(Failure::Unanswered(label) | Failure::Answered(label)) => {
+                return Err(format!(
+                    "the generate that gives a connection its identity failed: {label}"
+                ))
+            }
+        }
+    }
+    Ok(connection)
+}
+
+async fn drive(shared: Arc<Shared>, budget: Arc<Budget>, mut connection: Connection) -> Tally {
+    let mut tally = Tally::default();
+    while let Some(seq) = budget.claim() {
+        let out = match shared.plan.request(seq, connection.held.as_ref()) {
+            Ok(out) => out,
+            Err(label) => {
+                tally.failure(None, label);
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let result = connection.run_one(&shared, &out).await;
+        let latency = started.elapsed();
+        match result {
+            Ok(verdict) => {
+                tally.success(latency, verdict.identities);
+                // A refreshing client always moves on to the identity it was just given.
+                if verdict.held.is_some() && shared.plan.scenario == Scenario::Refresh {
+                    connection.held = verdict.held;
+                }
+            }
+            Err(Failure::Answered(label)) => tally.failure(Some(latency), label),
+            Err(Failure::Unanswered(label)) => tally.failure(None, label),
+        }
+    }
+    tally
+}
+
+/// Runs the scenario of `options`. `Err` is a set-up failure (nothing measured).
+pub async fn run(options: &Options) -> Result<Summary, String> {
+    let secret =
+        uid2_protocol::crypto::SecretKey::from_base64(&options.secret).ok_or("--secret: not a base64 256-bit key")?;
+    let bearer = HeaderValue::from_str(&format!("Bearer {}", options.api_key))
+        .map_err(|_| "--api-key: not usable in a header")?;
+    let host = HeaderValue::from_str(&options.target.host_header).map_err(|_| "--url: bad host")?;
+    let shared = Arc::new(Shared {
+        plan: Plan::new(options.scenario, options.batch, options.binary, secret),
+        target: options.target.clone(),
+        bearer,
+        host,
+        timeout: options.timeout,
+    });
+
+    let mut setups = JoinSet::new();
+    for index in 0..options.connections {
+        let shared = Arc::clone(&shared);
+        setups.spawn(async move { set_up(&shared, index).await });
+    }
+    let mut connections = Vec::with_capacity(options.connections);
+    while let Some(joined) = setups.join_next().await {
+        connections.push(joined.map_err(|e| format!("set-up task: {e}"))??);
+    }
+
+    let started = Instant::now();
+    let budget = Arc::new(Budget {
+        claimed: AtomicU64::new(0),
+        limit: options.requests,
+        deadline: started + options.duration,
+    });
+    let mut drivers = JoinSet::new();
+    for connection in connections {
+        drivers.spawn(drive(Arc::clone(&shared), Arc::clone(&budget), connection));
+    }
+    let mut tally = Tally::default();
+    while let Some(joined) = drivers.join_next().await {
+        match joined {
+            Ok(t) => tally.merge(t),
+            Err(e) => tally.failure(None, format!("connection task: {e}")),
+        }
+    }
+    let elapsed = started.elapsed();
+    Ok(Summary::new(
+        options.scenario.name(),
+        options.connections,
+        options.scenario.is_map().then_some(options.batch),
+        tally,
+        elapsed,
+        options.requests,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_stops_at_the_count() {
+        let budget = Budget {
+            claimed: AtomicU64::new(0),
+            limit: 3,
+            deadline: Instant::now() + Duration::from_secs(60),
+        };
+        let claimed: Vec<_> = std::iter::from_fn(|| budget.claim()).collect();
+        assert_eq!(claimed, vec![0, 1, 2]);
+        assert_eq!(budget.claim(), None);
+    }
+
+    #[test]
+    fn the_budget_stops_at_the_deadline() {
+        let budget = Budget {
+            claimed: AtomicU64::new(0),
+            limit: u64::MAX,
+            deadline: Instant::now(),
+        };
+        assert_eq!(budget.claim(), None);
+    }
+
+    #[tokio::test]
+    async fn an_absent_server_fails_the_set_up_not_the_process() {
+        // Bind then drop a listener: the port is very likely closed for the moment of the test.
+        let addr = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+            Ok(addr) => addr,
+            Err(_) => return,
+        };
+        let mut options = match crate::cli::parse(["--url".to_owned(), format!("http://{addr}")]) {
+            Ok(crate::cli::Command::Run(options)) => *options,
+            other => panic!("parse: {other:?}"),
+        };
+        options.connections = 2;
+        let result = run(&options).await;
+        assert!(matches!(&result, Err(e) if e.starts_with("connect:")), "{result:?}");
+    }
+}

@@ -1,0 +1,65 @@
+//! `uid2-load`: a bounded load generator for a UID2 operator on loopback.
+//!
+//! It speaks what the SDKs speak (HTTP/1.1 keep-alive, the v2 request envelope sealed with the
+//! client secret) and checks every answer, so its figures are throughput of correct answers and a
+//! script can rely on its exit status. It exists to measure the operator (for example its memory
+//! under load, `benches/local-load-rss.sh`), not to test other people's servers: the target must be
+//! a loopback address, and every run stops at a request count and a duration, both capped.
+
+mod cli;
+mod driver;
+mod scenario;
+mod stats;
+
+use std::process::ExitCode;
+
+use cli::Command;
+
+fn main() -> ExitCode {
+    let options = match cli::parse(std::env::args().skip(1)) {
+        Ok(Command::Run(options)) => options,
+        Ok(Command::Help) => {
+            println!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(problem) => {
+            eprintln!("uid2-load: {problem}\n\n{}", cli::USAGE);
+            return ExitCode::from(64);
+        }
+    };
+    // One thread by default: pinned to its own CPU with taskset, the client then never competes
+    // with itself, and the server's CPU is what the figures measure.
+    let runtime = if options.threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(options.threads)
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("uid2-load: no async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(driver::run(&options)) {
+        Ok(summary) => {
+            if options.json {
+                println!("{}", summary.json());
+            } else {
+                print!("{}", summary.text());
+            }
+            if summary.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(problem) => {
+            eprintln!("uid2-load: {problem}");
+            ExitCode::FAILURE
+        }
+    }
+}
