@@ -20,7 +20,8 @@ usage: uid2-operator [--config FILE] [--check-config]
   --help           print this help
 
 environment: core_api_token, optout_api_token (operator keys), port_offset (shifts both
-ports), RUST_LOG (log filter, default info)";
+ports), RUST_LOG (log filter, default info), UID2_CONFIG (the configuration file; when set,
+--config may only name the same file)";
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
@@ -59,10 +60,34 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
     })
 }
 
-fn read_config(path: Option<&Path>) -> Result<Loaded, Vec<ConfigProblem>> {
+/// The configuration file to read: `UID2_CONFIG` when it is set, else `--config`.
+///
+/// The enclave package sets `UID2_CONFIG` in the enclave's measured environment, which the host
+/// cannot override; refusing a different `--config` keeps the untrusted host's command line from
+/// choosing another file, or local mode with its public test keys.
+pub fn config_file(argument: Option<&Path>, env_value: Option<&str>) -> Result<Option<PathBuf>, String> {
+    match (env_value.filter(|v| !v.is_empty()), argument) {
+        (None, argument) => Ok(argument.map(Path::to_path_buf)),
+        (Some(fixed), None) => Ok(Some(PathBuf::from(fixed))),
+        (Some(fixed), Some(argument)) if argument == Path::new(fixed) => Ok(Some(argument.to_path_buf())),
+        (Some(fixed), Some(argument)) => Err(format!(
+            "--config {} conflicts with UID2_CONFIG={fixed}; when UID2_CONFIG is set only that file is read",
+            argument.display()
+        )),
+    }
+}
+
+fn read_config(argument: Option<&Path>) -> Result<Loaded, Vec<ConfigProblem>> {
+    let fixed = std::env::var("UID2_CONFIG").ok();
+    let path = config_file(argument, fixed.as_deref()).map_err(|problem| {
+        vec![ConfigProblem {
+            key: "(file)".into(),
+            problem,
+        }]
+    })?;
     let text = match path {
         None => None,
-        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
+        Some(p) => Some(std::fs::read_to_string(&p).map_err(|e| {
             vec![ConfigProblem {
                 key: "(file)".into(),
                 problem: format!("cannot read {}: {}", p.display(), e.kind()),
@@ -110,6 +135,11 @@ pub fn serve(path: Option<&Path>) -> ExitCode {
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = loaded.config.service_instances {
         runtime.worker_threads(n);
+    }
+    if let Some(n) = loaded.config.max_blocking_threads {
+        // Inside an enclave every thread needs a slot (Occlum's max_num_of_threads); tokio's
+        // default of 512 blocking threads would exceed it.
+        runtime.max_blocking_threads(n);
     }
     let runtime = match runtime.enable_all().build() {
         Ok(rt) => rt,
@@ -162,5 +192,20 @@ mod tests {
         assert_eq!(parse(args(&["--help"])), Ok(Command::Help));
         assert!(parse(args(&["--config"])).is_err());
         assert!(parse(args(&["--bogus"])).is_err());
+    }
+
+    #[test]
+    fn uid2_config_pins_the_file_against_the_command_line() {
+        let fixed = Some("/app/conf/config.json");
+        assert_eq!(config_file(None, None), Ok(None));
+        assert_eq!(config_file(Some(Path::new("a.json")), None), Ok(Some("a.json".into())));
+        assert_eq!(config_file(None, fixed), Ok(Some("/app/conf/config.json".into())));
+        assert_eq!(
+            config_file(Some(Path::new("/app/conf/config.json")), fixed),
+            Ok(Some("/app/conf/config.json".into()))
+        );
+        let error = config_file(Some(Path::new("/tmp/other.json")), fixed).expect_err("conflict");
+        assert!(error.contains("conflicts with UID2_CONFIG"), "{error}");
+        assert_eq!(config_file(None, Some("")), Ok(None), "an empty variable is unset");
     }
 }

@@ -42,6 +42,8 @@ pub struct Config {
     pub metrics_port: u16,
     /// Worker threads (`service_instances`); `None` = one per CPU.
     pub service_instances: Option<usize>,
+    /// Cap of the runtime's blocking-thread pool (`max_blocking_threads`); `None` = tokio's 512.
+    pub max_blocking_threads: Option<usize>,
     /// Directory in the reference store layout; `None` = the bundled local-mode store.
     pub local_store_dir: Option<PathBuf>,
     /// The runtime config from this file (`enable_remote_config: false`), or `None` to take it
@@ -60,6 +62,9 @@ pub struct Attested {
     pub sync: uid2_sync::SyncConfig,
     /// `enclave_platform`: `""` (trusted); the enclave package sets `azure-sgx`.
     pub enclave_platform: String,
+    /// Where `azure-sgx` quotes come from: Occlum's `/dev/sgx`, or the simulated device
+    /// (`sgx_simulation`) on machines without SGX.
+    pub quote_source: uid2_attest::QuoteSource,
 }
 
 /// A key that cannot be used, by name.
@@ -283,6 +288,10 @@ pub fn load(file_text: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Re
         None => None,
         Some(_) => usize::try_from(r.int("service_instances", 1, 1, 1024)).ok(),
     };
+    let max_blocking_threads = match r.value("max_blocking_threads") {
+        None => None,
+        Some(_) => usize::try_from(r.int("max_blocking_threads", 1, 1, 4096)).ok(),
+    };
     let local_store_dir = r.string("local_store_dir").map(PathBuf::from);
     let enable_remote_config = r.bool("enable_remote_config", true);
     let mut runtime_fields = Map::new();
@@ -312,7 +321,7 @@ pub fn load(file_text: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Re
 
     let attested = core_attest_url
         .clone()
-        .map(|url| attested_settings(&mut r, url, core_api_token.as_ref(), &api, static_runtime_config));
+        .map(|url| attested_settings(&mut r, url, core_api_token.as_ref(), &api, static_runtime_config, env));
     if attested.is_some() && local_store_dir.is_some() {
         r.problem(
             "local_store_dir",
@@ -354,6 +363,7 @@ pub fn load(file_text: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Re
             http_port: shift(http_port),
             metrics_port: shift(metrics_port),
             service_instances,
+            max_blocking_threads,
             local_store_dir,
             static_runtime_config,
             core_attest_url,
@@ -372,6 +382,7 @@ fn attested_settings(
     operator_key: Option<&Secret>,
     api: &uid2_api::ApiConfig,
     static_runtime_config: Option<RuntimeConfig>,
+    env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Attested> {
     use std::time::Duration;
     use uid2_sync::{Endpoint, Endpoints, OperatorKey, OptOutSettings, SyncConfig};
@@ -424,12 +435,15 @@ fn attested_settings(
         r.problem("uid_instance_id_prefix", "is required when core_attest_url is set");
     }
     let enclave_platform = r.string("enclave_platform").unwrap_or_default();
-    if uid2_attest::provider_for(&enclave_platform).is_err() {
+    if !uid2_attest::SUPPORTED_PLATFORMS.contains(&enclave_platform.as_str()) {
         r.problem(
             "enclave_platform",
-            format!("{enclave_platform:?} is not supported (use \"\" for trusted)"),
+            format!("{enclave_platform:?} is not supported (use \"\" for trusted or \"azure-sgx\")"),
         );
     }
+    // Occlum's own launcher sets OCCLUM=yes in the measured environment of every enclave.
+    let inside_enclave = env("OCCLUM").as_deref() == Some("yes");
+    let quote_source = sgx_quote_source(r, &enclave_platform, inside_enclave);
     if operator_key.is_none() {
         r.problem(
             "core_api_token",
@@ -491,7 +505,76 @@ fn attested_settings(
             check_interval: Duration::from_secs(60),
         },
         enclave_platform,
+        quote_source,
     })
+}
+
+/// `sgx_simulation`: an enclave identity for synthetic quotes, for running the `azure-sgx` path
+/// on machines without SGX (only a test Core's MAA simulator accepts them). Refused inside an
+/// enclave, where the real device must be used.
+fn sgx_quote_source(r: &mut Reader<'_>, platform: &str, inside_enclave: bool) -> uid2_attest::QuoteSource {
+    use uid2_attest::quote::EnclaveIdentity;
+    use uid2_attest::QuoteSource;
+
+    const KEY: &str = "sgx_simulation";
+    let Some(value) = r.value(KEY) else {
+        return QuoteSource::default();
+    };
+    if platform != "azure-sgx" {
+        r.problem(KEY, "is only used with enclave_platform \"azure-sgx\"");
+    }
+    if inside_enclave {
+        r.problem(KEY, "is refused inside an Occlum enclave (OCCLUM=yes): enclaves quote with /dev/sgx");
+    }
+    let Some(object) = value.as_object() else {
+        r.problem(KEY, "must be an object");
+        return QuoteSource::default();
+    };
+    let hex_field = |r: &mut Reader<'_>, field: &str, len: usize, required: bool| -> Option<Vec<u8>> {
+        match object.get(field) {
+            None | Some(Value::Null) if !required => None,
+            Some(Value::String(text)) if text.len() == len * 2 => hex::decode(text)
+                .map_err(|_| r.problem(&format!("{KEY}.{field}"), "must be hex"))
+                .ok(),
+            _ => {
+                r.problem(&format!("{KEY}.{field}"), format!("must be {} hex digits", len * 2));
+                None
+            }
+        }
+    };
+    let mr_enclave = hex_field(r, "mrenclave", 32, true);
+    let mr_signer = hex_field(r, "mrsigner", 32, false);
+    let replayed = hex_field(r, "replayed_report_data", 64, false);
+    let number = |r: &mut Reader<'_>, field: &str| -> u16 {
+        match object.get(field).and_then(Value::as_u64).map(u16::try_from) {
+            Some(Ok(n)) => n,
+            _ => {
+                r.problem(&format!("{KEY}.{field}"), "must be an integer from 0 to 65535");
+                0
+            }
+        }
+    };
+    let isv_prod_id = number(r, "product_id");
+    let isv_svn = number(r, "svn");
+    let debuggable = match object.get("debuggable") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            r.problem(&format!("{KEY}.debuggable"), "must be true or false");
+            false
+        }
+    };
+    let array32 = |bytes: Option<Vec<u8>>| bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()).unwrap_or([0; 32]);
+    QuoteSource::Simulated {
+        identity: EnclaveIdentity {
+            mr_enclave: array32(mr_enclave),
+            mr_signer: array32(mr_signer),
+            isv_prod_id,
+            isv_svn,
+            debuggable,
+        },
+        replayed_report_data: replayed.and_then(|b| <[u8; 64]>::try_from(b).ok()),
+    }
 }
 
 #[cfg(test)]

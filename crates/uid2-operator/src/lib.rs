@@ -52,8 +52,8 @@ pub enum StartupError {
     },
     #[error("cannot start the sync with UID2 Core: {0}")]
     Sync(#[from] uid2_sync::SyncError),
-    #[error("{0}")]
-    Platform(#[from] uid2_attest::UnknownPlatform),
+    #[error("attestation: {0}")]
+    Platform(#[from] uid2_attest::ProviderError),
 }
 
 /// Why serving stopped other than by the shutdown signal.
@@ -226,7 +226,13 @@ fn attested_state(
     attested: &config::Attested,
     clock: Arc<dyn Clock>,
 ) -> Result<(AppState, uid2_sync::SyncHandle), StartupError> {
-    let provider = uid2_attest::provider_for(&attested.enclave_platform)?;
+    let provider = uid2_attest::provider_for(&attested.enclave_platform, attested.quote_source.clone())?;
+    if let uid2_attest::QuoteSource::Simulated { identity, .. } = &attested.quote_source {
+        tracing::warn!(
+            mrenclave = %hex::encode(identity.mr_enclave),
+            "sgx_simulation: attesting with synthetic, unsigned SGX quotes; only a test Core accepts them"
+        );
+    }
     let serving = Arc::new(ArcSwapOption::empty());
     let optouts = Arc::new(wiring::SyncedOptOuts::default());
     let health = Arc::new(uid2_api::Health::default());

@@ -65,7 +65,7 @@ pub(crate) struct Attester {
     operator_type: String,
     app_version: String,
     identity: Identity,
-    provider: Box<dyn AttestationProvider>,
+    provider: Arc<dyn AttestationProvider>,
     clock: Arc<dyn Clock>,
     current: RwLock<Option<Arc<Token>>>,
     single_flight: tokio::sync::Mutex<()>,
@@ -95,7 +95,7 @@ impl Attester {
             operator_type: config.operator_type.clone(),
             app_version: config.app_version.clone(),
             identity,
-            provider,
+            provider: Arc::from(provider),
             clock,
             current: RwLock::new(None),
             single_flight: tokio::sync::Mutex::new(()),
@@ -194,14 +194,23 @@ impl Attester {
 
     async fn attempt(&self) -> Result<Token, Failure> {
         let retry = Failure::Retryable;
-        let key = AttestationKey::generate().map_err(|_| retry(SyncError::Malformed("RSA key generation failed")))?;
-        let evidence = self
-            .provider
-            .attestation_request(key.public_key_der(), self.attest_url.as_bytes())
-            .map_err(|e| {
-                tracing::warn!(error = %e, "attestation evidence unavailable");
-                retry(SyncError::Malformed("attestation evidence unavailable"))
-            })?;
+        // Key generation and an SGX quote (a device round trip, retried with sleeps) are
+        // blocking work; keep them off the async workers that serve the API.
+        let provider = Arc::clone(&self.provider);
+        let user_data = self.attest_url.clone();
+        let (key, evidence) = tokio::task::spawn_blocking(move || {
+            let key = AttestationKey::generate().map_err(|_| SyncError::Malformed("RSA key generation failed"))?;
+            let evidence = provider
+                .attestation_request(key.public_key_der(), user_data.as_bytes())
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "attestation evidence unavailable");
+                    SyncError::Malformed("attestation evidence unavailable")
+                })?;
+            Ok((key, evidence))
+        })
+        .await
+        .map_err(|_| retry(SyncError::Malformed("attestation evidence task stopped")))?
+        .map_err(retry)?;
         let body = json!({
             "attestation_request": base64::encode(&evidence),
             "public_key": base64::encode(key.public_key_der()),

@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{CoreError, KeyRejection};
 use crate::server::{bearer, operator, Shared};
-use crate::verifier::{AttestationFailure, EnclaveAllowlist, Evidence, Verifier};
+use crate::verifier::{AttestationFailure, EnclaveAllowlist, Evidence, Verifier, VerifierContext};
 
 pub async fn attest(
     State(state): State<Shared>,
@@ -66,7 +66,12 @@ pub async fn attest(
         public_key: &public_key_der,
         allowlist: &allowlist,
     };
-    let enclave_id = verifier.verify(evidence).await.map_err(|failure| match failure {
+    let context = VerifierContext {
+        http: state.http.clone(),
+        maa_base_url: state.maa_url.clone(),
+        now_s: state.now_s(),
+    };
+    let enclave_id = verifier.verify(evidence, &context).await.map_err(|failure| match failure {
         AttestationFailure::Internal => CoreError::Internal("attestation verifier failed"),
         other => CoreError::Forbidden(other.to_string()),
     })?;

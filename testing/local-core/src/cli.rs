@@ -11,6 +11,7 @@ usage: uid2-local-core [serve] --store DIR [--listen 127.0.0.1:8088] [--public-u
                        [--token-lifetime-seconds N] [--no-jitter]
                        [--operators FILE] [--enclaves FILE]
                        [--att-token-enc-key TEXT] [--att-token-enc-salt TEXT]
+                       [--maa-url URL] [--maa-signing-key FILE]
        uid2-local-core generate-store --out DIR [--buckets 1048576] [--optouts 10000000]
                        [--seed N] [--from DIR]
 
@@ -19,6 +20,9 @@ serve            a local UID2 Core + OptOut over a store directory in the refere
   --operators    default <store>/operators/operators.json
   --enclaves     default <store>/operators/enclaves.json (missing = empty allowlist)
   --no-jitter    tokens expire exactly after the lifetime (default: +300..600 s)
+  --maa-url      the MAA-compatible service the azure-sgx verifier calls
+                 (default: the built-in simulator at <public url>/maa)
+  --maa-signing-key  PKCS#8 PEM RSA key the simulator signs with (default: bundled test key)
 generate-store   write a full-size synthetic store (benchmarks); clients, keysets and keys
                  are copied from --from (default: the repository's testdata/local-store)
 
@@ -35,6 +39,8 @@ pub struct ServeOptions {
     pub enclaves: Option<PathBuf>,
     pub enc_key: Option<String>,
     pub enc_salt: Option<String>,
+    pub maa_url: Option<String>,
+    pub maa_signing_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +106,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             "--enclaves",
             "--att-token-enc-key",
             "--att-token-enc-salt",
+            "--maa-url",
+            "--maa-signing-key",
         ]
     };
     if let Some((unknown, _)) = values.iter().find(|(f, _)| !known.contains(&f.as_str())) {
@@ -142,6 +150,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         enclaves: take("--enclaves").map(PathBuf::from),
         enc_key: take("--att-token-enc-key"),
         enc_salt: take("--att-token-enc-salt"),
+        maa_url: take("--maa-url"),
+        maa_signing_key: take("--maa-signing-key").map(PathBuf::from),
     }))
 }
 
@@ -165,6 +175,13 @@ mod tests {
         assert_eq!(options.token_lifetime_seconds, 30);
         assert!(!options.jitter);
         assert_eq!(options.operators, Some(PathBuf::from("o.json")));
+        assert_eq!(options.maa_url, None);
+        let Ok(Command::Serve(options)) = parse(args("--store s --maa-url http://127.0.0.1:9/maa --maa-signing-key k.pem"))
+        else {
+            panic!("serve parses");
+        };
+        assert_eq!(options.maa_url.as_deref(), Some("http://127.0.0.1:9/maa"));
+        assert_eq!(options.maa_signing_key, Some(PathBuf::from("k.pem")));
         assert_eq!(options.enclaves, None);
         let Ok(Command::Serve(defaults)) = parse(args("serve --store s")) else {
             panic!("defaults");

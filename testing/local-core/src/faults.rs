@@ -31,6 +31,10 @@ pub enum BodyFault {
     Garbage,
     /// The first half of the real body.
     Truncated,
+    /// In a JSON answer `{"token": JWT}` (the MAA simulator's), one byte of the JWT's signature
+    /// changed: a token that parses and whose signature does not verify. Other bodies pass
+    /// unchanged.
+    BadSignature,
 }
 
 /// One fault rule.
@@ -201,6 +205,7 @@ impl Faults {
 pub fn spoil(body: &[u8], fault: BodyFault) -> Vec<u8> {
     match fault {
         BodyFault::Truncated => body[..body.len() / 2].to_vec(),
+        BodyFault::BadSignature => forge_jwt_signature(body).unwrap_or_else(|| body.to_vec()),
         BodyFault::Garbage => {
             // Starts with bytes that are not valid UTF-8, JSON or base64, so no parser mistakes it
             // for data; the rest is a fixed pseudo-random stream.
@@ -220,6 +225,18 @@ pub fn spoil(body: &[u8], fault: BodyFault) -> Vec<u8> {
                 .collect()
         }
     }
+}
+
+fn forge_jwt_signature(body: &[u8]) -> Option<Vec<u8>> {
+    use uid2_protocol::base64;
+    let mut answer: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let token = answer.get("token")?.as_str()?;
+    let (signed, signature) = token.rsplit_once('.')?;
+    let mut bytes = base64::decode_url(signature).ok()?;
+    let last = bytes.last_mut()?;
+    *last ^= 0x01;
+    answer["token"] = serde_json::Value::String(format!("{signed}.{}", base64::encode_url(&bytes)));
+    serde_json::to_vec(&answer).ok()
 }
 
 #[cfg(test)]
@@ -268,5 +285,7 @@ mod tests {
         assert_eq!(garbage.len(), 16);
         assert!(serde_json::from_slice::<serde_json::Value>(&garbage).is_err());
         assert_eq!(spoil(&[0; 100], BodyFault::Garbage).len(), 100);
+        assert_eq!(spoil(br#"{"token":"a.b.AAAA"}"#, BodyFault::BadSignature), br#"{"token":"a.b.AAAB"}"#);
+        assert_eq!(spoil(b"[1]", BodyFault::BadSignature), b"[1]");
     }
 }

@@ -36,6 +36,8 @@ pub mod error;
 pub mod faults;
 pub mod files;
 pub mod generate;
+pub mod jwt;
+pub mod maa;
 mod metadata;
 pub mod operators;
 pub mod optout;
@@ -78,6 +80,8 @@ pub enum StartError {
     NotLoopback(SocketAddr),
     #[error("cannot listen: {0}")]
     Bind(std::io::Error),
+    #[error("the MAA simulator cannot start: {0}")]
+    Maa(String),
 }
 
 /// Entry point of the library API.
@@ -103,6 +107,8 @@ impl LocalCore {
             enc_key: token::DEFAULT_ENC_KEY.to_owned(),
             enc_salt: token::DEFAULT_ENC_SALT.to_owned(),
             clock: Arc::new(SystemClock),
+            maa_url: None,
+            maa_key_pem: maa::TEST_SIGNING_KEY_PEM.to_owned(),
         }
     }
 }
@@ -118,6 +124,8 @@ pub struct Builder {
     enc_key: String,
     enc_salt: String,
     clock: Arc<dyn Clock>,
+    maa_url: Option<String>,
+    maa_key_pem: String,
 }
 
 impl Builder {
@@ -168,6 +176,19 @@ impl Builder {
         self
     }
 
+    /// The MAA-compatible service the `azure-sgx` verifier calls. Default: this service's own
+    /// simulator, `<public url>/maa`.
+    pub fn maa_url(mut self, url: impl Into<String>) -> Self {
+        self.maa_url = Some(url.into());
+        self
+    }
+
+    /// The PKCS#8 PEM RSA key the MAA simulator signs with (default: the bundled test key).
+    pub fn maa_signing_key(mut self, pem: impl Into<String>) -> Self {
+        self.maa_key_pem = pem.into();
+        self
+    }
+
     /// Binds and starts serving on the current tokio runtime.
     pub async fn start(self) -> Result<Running, StartError> {
         if !self.listen.ip().is_loopback() {
@@ -186,6 +207,15 @@ impl Builder {
             .public_url
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("http://{local_addr}"));
+        let maa = maa::MaaSimulator::new(&self.maa_key_pem).map_err(StartError::Maa)?;
+        let maa_url = self
+            .maa_url
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| format!("{public_url}/maa"));
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| StartError::Maa(format!("HTTP client: {e}")))?;
         let faults = Arc::new(Faults::default());
         let activity = Arc::new(Activity::default());
         let state = Arc::new(server::AppState {
@@ -199,6 +229,9 @@ impl Builder {
             entropy: Arc::new(OsEntropy),
             faults: faults.clone(),
             activity: activity.clone(),
+            maa,
+            maa_url,
+            http,
         });
         let app = server::router(state);
         let (stop, stopped) = oneshot::channel::<()>();

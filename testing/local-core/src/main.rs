@@ -76,6 +76,18 @@ fn serve(options: ServeOptions) -> ExitCode {
         if let Some(path) = options.enclaves {
             builder = builder.enclaves_file(path);
         }
+        if let Some(url) = options.maa_url {
+            builder = builder.maa_url(url);
+        }
+        if let Some(path) = options.maa_signing_key {
+            match std::fs::read_to_string(&path) {
+                Ok(pem) => builder = builder.maa_signing_key(pem),
+                Err(e) => {
+                    eprintln!("uid2-local-core: cannot read {}: {}", path.display(), e.kind());
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         builder = builder.token_secrets(
             options
                 .enc_key

@@ -48,6 +48,11 @@ pub struct AppState {
     pub entropy: Arc<dyn Entropy>,
     pub faults: Arc<Faults>,
     pub activity: Arc<Activity>,
+    /// The built-in MAA simulator, served under `/maa`.
+    pub maa: crate::maa::MaaSimulator,
+    /// The MAA-compatible service the `azure-sgx` verifier calls.
+    pub maa_url: String,
+    pub http: reqwest::Client,
 }
 
 impl AppState {
@@ -57,6 +62,11 @@ impl AppState {
 
     pub fn now_s(&self) -> i64 {
         self.clock.now_ms().div_euclid(1000)
+    }
+
+    /// The built-in simulator's base URL (its token issuer).
+    pub fn maa_simulator_url(&self) -> String {
+        format!("{}/maa", self.public_url)
     }
 
     pub fn operators(&self) -> Result<OperatorStore, CoreError> {
@@ -108,6 +118,9 @@ pub fn router(state: Shared) -> Router {
         .route("/files-encrypted/{site}/{*path}", get(crate::metadata::encrypted_file))
         .route("/optout/refresh", get(crate::optout::refresh))
         .route("/optout/replicate", post(crate::optout::replicate))
+        .route("/maa/attest/SgxEnclave", post(crate::maa::attest_sgx))
+        .route("/maa/certs", get(crate::maa::certs))
+        .route("/maa/.well-known/openid-configuration", get(crate::maa::openid_configuration))
         .route(
             "/_test/faults",
             get(crate::control::list)
