@@ -178,15 +178,23 @@ pub async fn attest_sgx(
     Json(json!({ "token": token })).into_response()
 }
 
-/// `GET /maa/certs`: the signing certificate as MAA publishes it (no `n`/`e`, only `x5c`).
+impl MaaSimulator {
+    /// The JWKS of `/certs`: the signing certificate as MAA publishes it (no `n`/`e`, only
+    /// `x5c`).
+    pub fn jwks(&self) -> Value {
+        json!({"keys": [{
+            "kid": self.key_id,
+            "kty": "RSA",
+            "alg": "RS256",
+            "use": "sig",
+            "x5c": [base64::encode(&self.certificate)],
+        }]})
+    }
+}
+
+/// `GET /maa/certs`.
 pub async fn certs(State(state): State<Shared>) -> Json<Value> {
-    Json(json!({"keys": [{
-        "kid": state.maa.key_id,
-        "kty": "RSA",
-        "alg": "RS256",
-        "use": "sig",
-        "x5c": [base64::encode(&state.maa.certificate)],
-    }]}))
+    Json(state.maa.jwks())
 }
 
 /// `GET /maa/.well-known/openid-configuration`.

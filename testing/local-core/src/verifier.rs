@@ -296,6 +296,19 @@ mod tests {
     }
 
     #[test]
+    fn signing_keys_are_found_by_kid_in_x5c_only() {
+        let maa = crate::maa::MaaSimulator::new(crate::maa::TEST_SIGNING_KEY_PEM).expect("simulator");
+        let jwks = maa.jwks();
+        let kid = jwks["keys"][0]["kid"].as_str().expect("kid").to_owned();
+        assert!(signing_key(&jwks, &kid).is_some());
+        assert!(signing_key(&jwks, "another kid").is_none(), "an unknown kid has no key");
+        let mut broken = jwks.clone();
+        broken["keys"][0]["x5c"] = serde_json::json!(["bm90IGEgY2VydGlmaWNhdGU="]);
+        assert!(signing_key(&broken, &kid).is_none(), "a certificate that does not parse");
+        assert!(signing_key(&serde_json::json!({"keys": "none"}), &kid).is_none());
+    }
+
+    #[test]
     fn protocols_dispatch() {
         assert_eq!(Verifier::for_protocol("trusted"), Some(Verifier::Trusted));
         assert_eq!(Verifier::for_protocol("azure-sgx"), Some(Verifier::AzureSgx));
