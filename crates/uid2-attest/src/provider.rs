@@ -115,7 +115,10 @@ mod tests {
     #[test]
     fn azure_sgx_without_a_device_fails_at_once_with_a_clear_error() {
         let error = provider_for("azure-sgx", QuoteSource::Device("/nonexistent/sgx".into())).expect_err("no device");
-        assert!(error.to_string().contains("no SGX device at /nonexistent/sgx"), "{error}");
+        assert!(
+            error.to_string().contains("no SGX device at /nonexistent/sgx"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -28,7 +28,9 @@ use crate::quote::Quote;
 /// A device failure, without anything secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeviceError {
-    #[error("no SGX device at {0} (the operator must run inside the Occlum enclave for enclave_platform \"azure-sgx\")")]
+    #[error(
+        "no SGX device at {0} (the operator must run inside the Occlum enclave for enclave_platform \"azure-sgx\")"
+    )]
     Missing(String),
     /// Occlum's answer to every failure, transient or not.
     #[error("the SGX device refused the request (EINVAL)")]
@@ -118,7 +120,8 @@ impl AttestationProvider for AzureSgxProvider {
         // Whether the quote binds this key is Core's (and MAA's) check, not ours: a device that
         // returned someone else's quote must be refused there. A quote that does not even parse
         // is reported here, where the cause is visible.
-        let parsed = Quote::parse(&quote).map_err(|e| AttestError(format!("the SGX device returned a bad quote: {e}")))?;
+        let parsed =
+            Quote::parse(&quote).map_err(|e| AttestError(format!("the SGX device returned a bad quote: {e}")))?;
         quote.truncate(parsed.len);
         Ok(quote)
     }

@@ -524,7 +524,10 @@ fn sgx_quote_source(r: &mut Reader<'_>, platform: &str, inside_enclave: bool) ->
         r.problem(KEY, "is only used with enclave_platform \"azure-sgx\"");
     }
     if inside_enclave {
-        r.problem(KEY, "is refused inside an Occlum enclave (OCCLUM=yes): enclaves quote with /dev/sgx");
+        r.problem(
+            KEY,
+            "is refused inside an Occlum enclave (OCCLUM=yes): enclaves quote with /dev/sgx",
+        );
     }
     let Some(object) = value.as_object() else {
         r.problem(KEY, "must be an object");
@@ -689,6 +692,92 @@ mod tests {
         assert!(!loaded.config.api.client_side_token_generate);
         assert_eq!(format!("{:?}", attested.sync.operator_key), "OperatorKey(..)");
         assert_eq!(attested.enclave_platform, "");
+    }
+
+    /// A complete attested config with `extra` keys merged in.
+    fn attested_with(extra: &str) -> String {
+        let base = r#""core_attest_url":"http://127.0.0.1:8088/attest","core_api_token":"UID2-O-L-999-abcdef.key",
+            "clients_metadata_path":"http://c/clients/refresh","keysets_metadata_path":"http://c/k",
+            "keyset_keys_metadata_path":"http://c/kk","salts_metadata_path":"http://c/s",
+            "runtime_config_metadata_path":"http://c/operator/config",
+            "uid_instance_id_prefix":"test","optout_metadata_path":"http://c/optout/refresh""#;
+        format!("{{{base}{extra}}}")
+    }
+
+    #[test]
+    fn azure_sgx_uses_the_device_unless_simulation_is_configured() {
+        let loaded = load(
+            Some(&attested_with(
+                r#","enclave_platform":"azure-sgx","max_blocking_threads":8"#,
+            )),
+            &no_env,
+        )
+        .expect("valid");
+        assert_eq!(loaded.config.max_blocking_threads, Some(8));
+        let attested = loaded.config.attested.expect("attested");
+        assert_eq!(
+            attested.quote_source,
+            uid2_attest::QuoteSource::Device("/dev/sgx".into())
+        );
+
+        let simulated = attested_with(
+            r#","enclave_platform":"azure-sgx","sgx_simulation":{"mrenclave":"AB00000000000000000000000000000000000000000000000000000000000000","product_id":770,"svn":2}"#,
+        );
+        let attested = load(Some(&simulated), &no_env)
+            .expect("valid")
+            .config
+            .attested
+            .expect("attested");
+        let uid2_attest::QuoteSource::Simulated {
+            identity,
+            replayed_report_data,
+        } = attested.quote_source
+        else {
+            panic!("simulated quotes");
+        };
+        assert_eq!(identity.mr_enclave[0], 0xAB);
+        assert_eq!(
+            (identity.isv_prod_id, identity.isv_svn, identity.debuggable),
+            (770, 2, false)
+        );
+        assert_eq!(replayed_report_data, None);
+
+        // Never inside an enclave: Occlum sets OCCLUM=yes there.
+        let occlum = |k: &str| (k == "OCCLUM").then(|| "yes".to_owned());
+        let problems = load(Some(&simulated), &occlum).expect_err("refused in an enclave");
+        assert!(problems
+            .iter()
+            .any(|p| p.key == "sgx_simulation" && p.problem.contains("OCCLUM")));
+    }
+
+    #[test]
+    fn sgx_simulation_problems_name_the_field() {
+        for (extra, key) in [
+            (
+                r#","enclave_platform":"","sgx_simulation":{"mrenclave":"00","product_id":1,"svn":1}"#,
+                "sgx_simulation",
+            ),
+            (
+                r#","enclave_platform":"azure-sgx","sgx_simulation":{"mrenclave":"zz","product_id":1,"svn":1}"#,
+                "sgx_simulation.mrenclave",
+            ),
+            (
+                r#","enclave_platform":"azure-sgx","sgx_simulation":{"mrenclave":"00","product_id":70000,"svn":1}"#,
+                "sgx_simulation.product_id",
+            ),
+            (
+                r#","enclave_platform":"azure-sgx","sgx_simulation":{"mrenclave":"00","product_id":1}"#,
+                "sgx_simulation.svn",
+            ),
+            (
+                r#","enclave_platform":"azure-sgx","sgx_simulation":[1]"#,
+                "sgx_simulation",
+            ),
+            (r#","enclave_platform":"aws-nitro""#, "enclave_platform"),
+        ] {
+            let problems = load(Some(&attested_with(extra)), &no_env).expect_err(extra);
+            assert!(problems.iter().any(|p| p.key == key), "{extra}: {problems:?}");
+        }
     }
 
     #[test]

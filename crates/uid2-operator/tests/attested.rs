@@ -1389,3 +1389,161 @@ async fn logs_carry_no_secrets_or_identifiers() {
     secrets.push(uid2_protocol::base64::encode(&salts.flh(email)));
     process.assert_log_clean(&secrets);
 }
+
+// ---------------------------------------------------------------------------------------------
+// 10. azure-sgx: quote → local Core → MAA simulator → token, and Core's refusals
+// ---------------------------------------------------------------------------------------------
+
+/// The MRENCLAVE the worlds below allowlist.
+const SGX_MRENCLAVE: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
+
+impl World {
+    /// Turns the site-999 operator key into an `azure-sgx` key and allowlists [`SGX_MRENCLAVE`].
+    fn make_azure_sgx(&self) {
+        let path = self.store.join("operators/operators.json");
+        let mut operators = read_json(&path);
+        for record in operators.as_array_mut().into_iter().flatten() {
+            record["protocol"] = json!("azure-sgx");
+        }
+        write_json(&path, &operators);
+        let enclaves = json!([{
+            "name": "uid2-operator (Rust) test enclave",
+            "protocol": "azure-sgx",
+            "identifier": SGX_MRENCLAVE,
+            "created": 1_767_225_600,
+        }]);
+        write_json(&self.store.join("operators/enclaves.json"), &enclaves);
+    }
+
+    /// Starts the operator as an `azure-sgx` enclave whose simulated quotes carry `simulation`.
+    async fn spawn_sgx(&self, simulation: Value) -> OperatorProcess {
+        self.spawn_with(|config| {
+            config.insert("enclave_platform".to_owned(), json!("azure-sgx"));
+            config.insert("sgx_simulation".to_owned(), simulation.clone());
+        })
+        .await
+    }
+}
+
+/// The identity of the package's Occlum.json: product 770, SVN 2, not debuggable.
+fn sgx_identity() -> Value {
+    json!({
+        "mrenclave": SGX_MRENCLAVE,
+        "mrsigner": "5151515151515151515151515151515151515151515151515151515151515151",
+        "product_id": 770,
+        "svn": 2,
+        "debuggable": false,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_sgx_attests_through_maa_syncs_and_serves() {
+    let world = World::new("sgx").await;
+    world.make_azure_sgx();
+    let mut process = world.spawn_sgx(sgx_identity()).await;
+    process.wait_healthy().await;
+    assert!(world.core.attestation_count() >= 1);
+    assert!(
+        world.core.request_count("/maa/attest/SgxEnclave") >= 1,
+        "Core verified the quote through the MAA"
+    );
+    assert!(
+        world.core.request_count("/maa/certs") >= 1,
+        "and checked the MAA's signature"
+    );
+    let key_id = world.site_key_of_new_token(&process.api, "sgx@example.com").await;
+    assert_eq!(key_id, SITE_KEY, "tokens are sealed with the synced site key");
+    let log = process.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("synthetic, unsigned SGX quotes")),
+        "the simulation is announced as a warning"
+    );
+    process.assert_running();
+    process.assert_log_clean(&world.secrets());
+}
+
+/// One refusal: the operator exits non-zero with Core's reason in an error line, and Core
+/// issued no token.
+async fn azure_sgx_refused(name: &str, simulation: Value, maa_fault: Option<Value>, reason: &str) {
+    let world = World::new(name).await;
+    world.make_azure_sgx();
+    if let Some(rule) = maa_fault {
+        let rule: FaultRule = serde_json::from_value(rule).expect("a fault rule");
+        world.core.faults().add(rule).expect("a valid rule");
+    }
+    let mut process = world.spawn_sgx(simulation).await;
+    let exit = process.wait_exit(EXIT_WITHIN).await;
+    assert!(!exit.success() && exit.code().is_some(), "{name}: exit status {exit}");
+    let log = process.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("UID2 Core refused attestation") && l.contains(reason)),
+        "{name}: no error line names the refusal {reason:?}"
+    );
+    assert_eq!(world.core.attestation_count(), 0, "{name}: no token was issued");
+    assert!(
+        world.core.request_count("/maa/attest/SgxEnclave") >= 1,
+        "{name}: the MAA was asked"
+    );
+    process.assert_log_clean(&world.secrets());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_sgx_wrong_mrenclave_exits() {
+    let mut identity = sgx_identity();
+    identity["mrenclave"] = json!("0badc0de".repeat(8));
+    azure_sgx_refused("sgx-mrenclave", identity, None, "forbidden enclave").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_sgx_debuggable_enclave_exits() {
+    let mut identity = sgx_identity();
+    identity["debuggable"] = json!(true);
+    azure_sgx_refused("sgx-debug", identity, None, "forbidden enclave").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_sgx_wrong_product_id_or_svn_exits() {
+    let mut identity = sgx_identity();
+    identity["product_id"] = json!(771);
+    azure_sgx_refused("sgx-prodid", identity, None, "forbidden enclave").await;
+    let mut identity = sgx_identity();
+    identity["svn"] = json!(1);
+    azure_sgx_refused("sgx-svn", identity, None, "forbidden enclave").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_sgx_report_data_of_another_key_exits() {
+    // A quote replayed from another operator: its report data is not this key's hash.
+    let mut identity = sgx_identity();
+    identity["replayed_report_data"] =
+        json!(hex::encode(sha256(&[b"another operator's public key"])) + &"00".repeat(32));
+    azure_sgx_refused("sgx-replay", identity, None, "bad payload").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_sgx_bad_maa_signature_exits() {
+    let fault = json!({"path_prefix": "/maa/attest/SgxEnclave", "body": "bad_signature"});
+    azure_sgx_refused("sgx-signature", sgx_identity(), Some(fault), "bad payload").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_sgx_without_an_sgx_device_fails_at_startup() {
+    let world = World::new("sgx-nodevice").await;
+    world.make_azure_sgx();
+    let mut process = world
+        .spawn_with(|config| {
+            config.insert("enclave_platform".to_owned(), json!("azure-sgx"));
+        })
+        .await;
+    let exit = process.wait_exit(EXIT_WITHIN).await;
+    assert!(!exit.success(), "{exit}");
+    let log = process.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("no SGX device at /dev/sgx")),
+        "the log says why: {log}"
+    );
+    assert_eq!(world.core.request_count("/attest"), 0, "nothing was sent to Core");
+}

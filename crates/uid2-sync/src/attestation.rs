@@ -317,18 +317,48 @@ impl Attester {
 
 /// Core's refusal body is `{"status":"…","reason":"…","message":…}`; keep the machine-readable
 /// words for the log.
+/// Core's words for a refusal (`status`, `reason`, `message`, whichever are present), reduced to
+/// harmless characters for the log.
 fn refusal_reason(bytes: &[u8]) -> String {
     let parsed: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
-    let word = |field: &str| parsed.get(field).and_then(Value::as_str).unwrap_or("").to_owned();
-    let (status, reason) = (word("status"), word("reason"));
-    match (status.is_empty(), reason.is_empty()) {
-        (true, true) => "no reason given".to_owned(),
-        (false, true) => status,
-        (true, false) => reason,
-        (false, false) => format!("{status}: {reason}"),
+    let words: Vec<&str> = ["status", "reason", "message"]
+        .iter()
+        .filter_map(|field| parsed.get(*field).and_then(Value::as_str))
+        .filter(|word| !word.is_empty())
+        .collect();
+    let text = if words.is_empty() {
+        "no reason given".to_owned()
+    } else {
+        words.join(": ")
+    };
+    text.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || " _-:;,.".contains(*c))
+        .take(200)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refusal_reason;
+
+    #[test]
+    fn refusal_reasons_are_cores_words_sanitised() {
+        assert_eq!(
+            refusal_reason(br#"{"status":"forbidden","message":"attestation failure; forbidden enclave"}"#),
+            "forbidden: attestation failure; forbidden enclave"
+        );
+        assert_eq!(
+            refusal_reason(br#"{"status":"unauthorized","reason":"unrecognized_key","message":"x"}"#),
+            "unauthorized: unrecognized_key: x"
+        );
+        assert_eq!(refusal_reason(b"<html>"), "no reason given");
+        assert_eq!(
+            refusal_reason(br#"{"message":"a\u001b[31mb\n<script>"}"#),
+            "a31mbscript"
+        );
+        assert_eq!(
+            refusal_reason(format!(r#"{{"message":"{}"}}"#, "y".repeat(500)).as_bytes()).len(),
+            200
+        );
     }
-    .chars()
-    .filter(|c| c.is_ascii_alphanumeric() || " _-:;,.".contains(*c))
-    .take(200)
-    .collect()
 }

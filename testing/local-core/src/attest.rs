@@ -71,10 +71,13 @@ pub async fn attest(
         maa_base_url: state.maa_url.clone(),
         now_s: state.now_s(),
     };
-    let enclave_id = verifier.verify(evidence, &context).await.map_err(|failure| match failure {
-        AttestationFailure::Internal => CoreError::Internal("attestation verifier failed"),
-        other => CoreError::Forbidden(other.to_string()),
-    })?;
+    let enclave_id = verifier
+        .verify(evidence, &context)
+        .await
+        .map_err(|failure| match failure {
+            AttestationFailure::Internal => CoreError::Internal("attestation verifier failed"),
+            other => CoreError::Forbidden(other.to_string()),
+        })?;
 
     let public_key = RsaPublicKey::from_public_key_der(&public_key_der)
         .map_err(|_| CoreError::Internal("attestation token encryption failed"))?;

@@ -176,8 +176,9 @@ mod tests {
         assert!(!options.jitter);
         assert_eq!(options.operators, Some(PathBuf::from("o.json")));
         assert_eq!(options.maa_url, None);
-        let Ok(Command::Serve(options)) = parse(args("--store s --maa-url http://127.0.0.1:9/maa --maa-signing-key k.pem"))
-        else {
+        let Ok(Command::Serve(options)) = parse(args(
+            "--store s --maa-url http://127.0.0.1:9/maa --maa-signing-key k.pem",
+        )) else {
             panic!("serve parses");
         };
         assert_eq!(options.maa_url.as_deref(), Some("http://127.0.0.1:9/maa"));

@@ -285,7 +285,10 @@ mod tests {
         assert_eq!(garbage.len(), 16);
         assert!(serde_json::from_slice::<serde_json::Value>(&garbage).is_err());
         assert_eq!(spoil(&[0; 100], BodyFault::Garbage).len(), 100);
-        assert_eq!(spoil(br#"{"token":"a.b.AAAA"}"#, BodyFault::BadSignature), br#"{"token":"a.b.AAAB"}"#);
+        assert_eq!(
+            spoil(br#"{"token":"a.b.AAAA"}"#, BodyFault::BadSignature),
+            br#"{"token":"a.b.AAAB"}"#
+        );
         assert_eq!(spoil(b"[1]", BodyFault::BadSignature), b"[1]");
     }
 }

@@ -36,7 +36,8 @@ pub struct Unverified {
 impl Unverified {
     pub fn parse(token: &str) -> Result<Self, JwtError> {
         let mut parts = token.split('.');
-        let (Some(header), Some(claims), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(header), Some(claims), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(JwtError::Shape);
         };
@@ -103,7 +104,10 @@ mod tests {
         let token = sign(&json!({"alg": "RS256", "kid": "k1"}), &json!({"x": 1}), &signer);
         let parsed = Unverified::parse(&token).expect("parses");
         assert_eq!(parsed.key_id(), Some("k1"));
-        assert_eq!(parsed.clone().verify(&signer.to_public_key()).expect("verifies")["x"], 1);
+        assert_eq!(
+            parsed.clone().verify(&signer.to_public_key()).expect("verifies")["x"],
+            1
+        );
         assert_eq!(parsed.verify(&other.to_public_key()).err(), Some(JwtError::Signature));
     }
 
@@ -115,7 +119,10 @@ mod tests {
         let forged_claims = base64::encode_url(br#"{"x":2}"#);
         let forged = format!("{}.{forged_claims}.{}", parts[0], parts[2]);
         assert_eq!(
-            Unverified::parse(&forged).expect("parses").verify(&signer.to_public_key()).err(),
+            Unverified::parse(&forged)
+                .expect("parses")
+                .verify(&signer.to_public_key())
+                .err(),
             Some(JwtError::Signature)
         );
         let none_header = base64::encode_url(br#"{"alg":"none"}"#);

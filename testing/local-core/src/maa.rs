@@ -55,7 +55,9 @@ pub struct MaaSimulator {
 
 impl std::fmt::Debug for MaaSimulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MaaSimulator").field("key_id", &self.key_id).finish_non_exhaustive()
+        f.debug_struct("MaaSimulator")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -63,7 +65,8 @@ impl MaaSimulator {
     /// A simulator signing with the PKCS#8 PEM `key_pem`, publishing a fresh self-signed
     /// certificate for it.
     pub fn new(key_pem: &str) -> Result<Self, String> {
-        let key = RsaPrivateKey::from_pkcs8_pem(key_pem).map_err(|_| "MAA signing key: not a PKCS#8 RSA key".to_owned())?;
+        let key =
+            RsaPrivateKey::from_pkcs8_pem(key_pem).map_err(|_| "MAA signing key: not a PKCS#8 RSA key".to_owned())?;
         let certificate = self_signed(&key)?;
         let key_id = base64::encode(&Sha256::digest(&certificate));
         Ok(Self {
@@ -82,8 +85,15 @@ fn self_signed(key: &RsaPrivateKey) -> Result<Vec<u8>, String> {
     let subject = Name::from_str("CN=uid2-local-core MAA simulator").map_err(|_| fail("subject"))?;
     let validity = Validity::from_now(Duration::from_secs(10 * 365 * 86_400)).map_err(|_| fail("validity"))?;
     let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(key.clone());
-    let builder = CertificateBuilder::new(Profile::Root, SerialNumber::from(1u32), validity, subject, spki, &signer)
-        .map_err(|_| fail("builder"))?;
+    let builder = CertificateBuilder::new(
+        Profile::Root,
+        SerialNumber::from(1u32),
+        validity,
+        subject,
+        spki,
+        &signer,
+    )
+    .map_err(|_| fail("builder"))?;
     let certificate = builder
         .build::<rsa::pkcs1v15::Signature>()
         .map_err(|_| fail("signing"))?;
@@ -124,13 +134,26 @@ pub async fn attest_sgx(
 ) -> Response {
     match query.get("api-version") {
         Some(v) if API_VERSIONS.contains(&v.as_str()) => {}
-        _ => return maa_error(StatusCode::BAD_REQUEST, "InvalidParameter", "unsupported or missing api-version"),
+        _ => {
+            return maa_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameter",
+                "unsupported or missing api-version",
+            )
+        }
     }
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return maa_error(StatusCode::BAD_REQUEST, "InvalidParameter", "the body is not JSON");
     };
-    let Some(quote_bytes) = field(&request, "quote").and_then(Value::as_str).and_then(lenient_base64) else {
-        return maa_error(StatusCode::BAD_REQUEST, "InvalidParameter", "quote: missing or not base64url");
+    let Some(quote_bytes) = field(&request, "quote")
+        .and_then(Value::as_str)
+        .and_then(lenient_base64)
+    else {
+        return maa_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            "quote: missing or not base64url",
+        );
     };
     let runtime = field(&request, "runtimeData");
     let Some(runtime_data) = runtime
@@ -138,12 +161,20 @@ pub async fn attest_sgx(
         .and_then(Value::as_str)
         .and_then(lenient_base64)
     else {
-        return maa_error(StatusCode::BAD_REQUEST, "InvalidParameter", "runtimeData.data: missing or not base64url");
+        return maa_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            "runtimeData.data: missing or not base64url",
+        );
     };
     let quote = match Quote::parse(&quote_bytes) {
         Ok(quote) => quote,
         Err(error) => {
-            return maa_error(StatusCode::BAD_REQUEST, "InvalidParameter", format!("invalid SGX quote: {error}"));
+            return maa_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidParameter",
+                format!("invalid SGX quote: {error}"),
+            );
         }
     };
     if Sha256::digest(&runtime_data)[..] != quote.body.report_data[..32] {

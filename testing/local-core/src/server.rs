@@ -120,7 +120,10 @@ pub fn router(state: Shared) -> Router {
         .route("/optout/replicate", post(crate::optout::replicate))
         .route("/maa/attest/SgxEnclave", post(crate::maa::attest_sgx))
         .route("/maa/certs", get(crate::maa::certs))
-        .route("/maa/.well-known/openid-configuration", get(crate::maa::openid_configuration))
+        .route(
+            "/maa/.well-known/openid-configuration",
+            get(crate::maa::openid_configuration),
+        )
         .route(
             "/_test/faults",
             get(crate::control::list)

@@ -304,7 +304,10 @@ mod tests {
         assert!(signing_key(&jwks, "another kid").is_none(), "an unknown kid has no key");
         let mut broken = jwks.clone();
         broken["keys"][0]["x5c"] = serde_json::json!(["bm90IGEgY2VydGlmaWNhdGU="]);
-        assert!(signing_key(&broken, &kid).is_none(), "a certificate that does not parse");
+        assert!(
+            signing_key(&broken, &kid).is_none(),
+            "a certificate that does not parse"
+        );
         assert!(signing_key(&serde_json::json!({"keys": "none"}), &kid).is_none());
     }
 

@@ -78,7 +78,11 @@ fn operator_rsa() -> RsaPrivateKey {
 }
 
 fn spki(key: &RsaPrivateKey) -> Vec<u8> {
-    key.to_public_key().to_public_key_der().expect("SPKI").as_bytes().to_vec()
+    key.to_public_key()
+        .to_public_key_der()
+        .expect("SPKI")
+        .as_bytes()
+        .to_vec()
 }
 
 fn identity() -> EnclaveIdentity {
@@ -113,7 +117,10 @@ async fn post_attest(core: &Running, quote: &[u8], public_key: &[u8]) -> (Status
 
 async fn maa_attest(core: &Running, body: &Value) -> (StatusCode, Value) {
     let response = client()
-        .post(format!("{}/maa/attest/SgxEnclave?api-version=2020-10-01", core.base_url()))
+        .post(format!(
+            "{}/maa/attest/SgxEnclave?api-version=2020-10-01",
+            core.base_url()
+        ))
         .json(body)
         .send()
         .await
@@ -154,8 +161,14 @@ async fn the_maa_simulator_attests_the_real_azure_example_quote_like_maa() {
     assert_eq!(unverified.header["jku"], format!("{}/maa/certs", core.base_url()));
     let key = signing_key(&certs, unverified.key_id().expect("kid")).expect("published key");
     let claims = unverified.verify(&key).expect("signed by the published key");
-    assert_eq!(claims["x-ms-sgx-mrenclave"], "d971961f724b71dfc5f1553ac4efb68ad160e849602cdd851cb840423e592a73");
-    assert_eq!(claims["x-ms-sgx-mrsigner"], "856823123027010ed0ce1f7d515b6be1d7505e5828fba19785676030d8fffc28");
+    assert_eq!(
+        claims["x-ms-sgx-mrenclave"],
+        "d971961f724b71dfc5f1553ac4efb68ad160e849602cdd851cb840423e592a73"
+    );
+    assert_eq!(
+        claims["x-ms-sgx-mrsigner"],
+        "856823123027010ed0ce1f7d515b6be1d7505e5828fba19785676030d8fffc28"
+    );
     assert_eq!(claims["x-ms-sgx-product-id"], 4639);
     assert_eq!(claims["x-ms-sgx-svn"], 1);
     assert_eq!(claims["x-ms-sgx-is-debuggable"], false);
@@ -174,14 +187,26 @@ async fn the_maa_simulator_attests_the_real_azure_example_quote_like_maa() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(answer["error"]["message"].as_str().expect("message").contains("runtime data"), "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("runtime data"),
+        "{answer}"
+    );
     let (status, answer) = maa_attest(
         &core,
         &json!({"quote": base64::encode_url(&quote[..1000]), "runtimeData": {"data": base64::encode_url(&runtime_data)}}),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(answer["error"]["message"].as_str().expect("message").contains("invalid SGX quote"), "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("invalid SGX quote"),
+        "{answer}"
+    );
     let response = client()
         .post(format!("{}/maa/attest/SgxEnclave", core.base_url()))
         .json(&json!({}))
@@ -201,7 +226,9 @@ async fn an_allowlisted_enclave_gets_a_token_encrypted_to_its_key() {
     let (status, answer) = post_attest(&core, &quote, &spki(&rsa)).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     let sealed = base64::decode(answer["body"]["attestation_token"].as_str().expect("token")).expect("base64");
-    let token = rsa.decrypt(Pkcs1v15Encrypt, &sealed).expect("encrypted to the quoted key");
+    let token = rsa
+        .decrypt(Pkcs1v15Encrypt, &sealed)
+        .expect("encrypted to the quoted key");
     assert!(!token.is_empty());
     assert_eq!(core.attestation_count(), 1);
     assert_eq!(core.request_count("/maa/attest/SgxEnclave"), 1, "Core asked the MAA");

@@ -5,7 +5,10 @@ use super::*;
 use rand::{Rng, SeedableRng};
 
 fn golden() -> Vec<u8> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/sgx/azure-example-quote.bin");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/sgx/azure-example-quote.bin"
+    );
     std::fs::read(path).expect("testdata/sgx/azure-example-quote.bin")
 }
 
@@ -21,7 +24,10 @@ fn real_azure_quote_parses_to_its_known_identity() {
     assert_eq!(quote.header.attestation_key_type, 2);
     assert_eq!(quote.header.qe_svn, 5);
     assert_eq!(quote.header.pce_svn, 10);
-    assert_eq!(hex::encode(quote.header.qe_vendor_id), "939a7233f79c4ca9940a0db3957f0607");
+    assert_eq!(
+        hex::encode(quote.header.qe_vendor_id),
+        "939a7233f79c4ca9940a0db3957f0607"
+    );
     assert_eq!(quote.body.attribute_flags, 0x5);
     assert_eq!(quote.body.attribute_xfrm, 0x7);
     assert!(!quote.body.is_debuggable());
@@ -43,7 +49,10 @@ fn real_azure_quote_parses_to_its_known_identity() {
 #[test]
 fn real_quote_report_data_is_the_runtime_data_hash_then_zeros() {
     use sha2::{Digest, Sha256};
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/sgx/azure-example-runtime-data.bin");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/sgx/azure-example-runtime-data.bin"
+    );
     let runtime_data = std::fs::read(path).expect("runtime data");
     let quote = Quote::parse(&golden()).expect("parses");
     assert_eq!(quote.body.report_data[..32], Sha256::digest(&runtime_data)[..]);
@@ -157,7 +166,10 @@ fn mutated_quotes_never_panic_and_parse_consistently() {
         if let Ok(quote) = Quote::parse(&bytes) {
             assert!(quote.len <= bytes.len());
             assert_eq!(quote.len, SIGNATURE_OFFSET + quote.signature_len as usize);
-            assert_eq!(quote.body.report_data[..], bytes[REPORT_DATA_OFFSET..REPORT_DATA_OFFSET + 64]);
+            assert_eq!(
+                quote.body.report_data[..],
+                bytes[REPORT_DATA_OFFSET..REPORT_DATA_OFFSET + 64]
+            );
         }
     }
 }

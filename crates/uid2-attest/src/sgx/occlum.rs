@@ -101,7 +101,13 @@ impl QuoteDevice for OcclumDevice {
         // (64 readable bytes), the size (a writable u32 equal to the buffer's length) and the
         // buffer (`size` writable bytes, exclusively borrowed). The device writes at most `size`
         // bytes into the buffer and nothing else.
-        let result = unsafe { libc::ioctl(self.file.as_raw_fd(), SGXIOC_GEN_DCAP_QUOTE as _, std::ptr::from_mut(&mut arg)) };
+        let result = unsafe {
+            libc::ioctl(
+                self.file.as_raw_fd(),
+                SGXIOC_GEN_DCAP_QUOTE as _,
+                std::ptr::from_mut(&mut arg),
+            )
+        };
         if result < 0 {
             return Err(last_error());
         }

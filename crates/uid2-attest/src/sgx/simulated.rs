@@ -50,7 +50,10 @@ impl SimulatedDevice {
     }
 
     fn quote_for(&self, report_data: &[u8; 64]) -> Vec<u8> {
-        synthetic(&self.identity, self.replayed_report_data.as_ref().unwrap_or(report_data))
+        synthetic(
+            &self.identity,
+            self.replayed_report_data.as_ref().unwrap_or(report_data),
+        )
     }
 }
 

@@ -46,9 +46,14 @@ fn report_data_is_the_hash_then_zeros() {
 #[test]
 fn einval_is_retried_up_to_three_attempts() {
     let ok = provider(SimulatedDevice::new(identity()).busy_for(2));
-    assert!(ok.attestation_request(b"k", b"u").is_ok(), "two busy calls, third attempt succeeds");
+    assert!(
+        ok.attestation_request(b"k", b"u").is_ok(),
+        "two busy calls, third attempt succeeds"
+    );
     let failing = provider(SimulatedDevice::new(identity()).busy_for(3));
-    let error = failing.attestation_request(b"k", b"u").expect_err("three busy attempts");
+    let error = failing
+        .attestation_request(b"k", b"u")
+        .expect_err("three busy attempts");
     assert!(error.to_string().contains("EINVAL"), "{error}");
 }
 
