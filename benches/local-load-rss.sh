@@ -86,6 +86,11 @@ fi
 url="http://127.0.0.1:$((8080 + offset))"
 
 kib() { awk -v key="$1:" '$1 == key {print $2}' "/proc/$operator_pid/status"; }
+# The operator's CPU time so far (user + system, in clock ticks), to tell whether it was saturated.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$operator_pid/stat"; }
+clock_ticks=$(getconf CLK_TCK)
+now() { date +%s.%N; }
+percent() { awk -v part="$1" -v whole="$2" 'BEGIN {printf "%.0f", (whole > 0 ? 100 * part / whole : 0)}'; }
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
 # Starts a fresh operator and waits (at most 30 s) for /ops/healthcheck = 200; then 1 s idle.
@@ -170,13 +175,16 @@ printf 'binary:  %s bytes (%s MiB), stripped %s bytes (%s MiB)\n\n' \
 failed_any=0
 overall=0
 table="$work/table"
-printf '%-12s %5s %10s %13s %8s %8s %8s %7s %9s %9s %9s\n' \
-    scenario conns "req/s" "identities/s" "p50 ms" "p99 ms" "max ms" failed "idle MiB" "peak MiB" "sampled" >"$table"
+printf '%-12s %5s %10s %13s %8s %8s %8s %7s %6s %6s %9s %9s %9s\n' \
+    scenario conns "req/s" "identities/s" "p50 ms" "p99 ms" "max ms" failed "srv %" "cli %" \
+    "idle MiB" "peak MiB" "sampled" >"$table"
 
 for scenario in "${scenarios[@]}" mixed; do
     start_operator
     idle=$(kib VmRSS)
     start_sampler "$work/$scenario.rss"
+    ticks_before=$(cpu_ticks)
+    started=$(now)
     if [ "$scenario" = mixed ]; then
         # Every scenario at once, a quarter of the connections each (at least one): the
         # operator's memory when all endpoints are busy together.
@@ -191,12 +199,19 @@ for scenario in "${scenarios[@]}" mixed; do
         files=()
         for s in "${scenarios[@]}"; do files+=("$work/mixed-$s.json"); done
         conns="mix"
+        client="-"
     else
         status=0
-        run_load "$scenario" "$work/$scenario.json" "$(connections_for "$scenario")" || status=$?
+        # The client's own CPU use, from bash's time: wall, user and system seconds.
+        TIMEFORMAT='%R %U %S'
+        { time run_load "$scenario" "$work/$scenario.json" "$(connections_for "$scenario")"; } \
+            2>"$work/$scenario.time" || status=$?
+        client=$(awk '{print $2 + $3, $1}' "$work/$scenario.time" | { read -r busy wall; percent "$busy" "$wall"; })
         files=("$work/$scenario.json")
         conns=$(connections_for "$scenario")
     fi
+    server=$(percent "$(awk -v t="$(( $(cpu_ticks) - ticks_before ))" -v hz="$clock_ticks" 'BEGIN {print t / hz}')" \
+        "$(awk -v a="$started" -v b="$(now)" 'BEGIN {print b - a}')")
     stop_sampler
     peak=$(kib VmHWM)
     sampled=$(max_of "$work/$scenario.rss")
@@ -207,7 +222,7 @@ for scenario in "${scenarios[@]}" mixed; do
         for f in "${files[@]}"; do cat "$f" "$f.err" >&2 2>/dev/null || true; done
     fi
     cells=$(summary_cells "${files[@]}" 2>/dev/null || echo "(no summary)")
-    printf '%-12s %5s %s %9s %9s %9s\n' "$scenario" "$conns" "$cells" \
+    printf '%-12s %5s %s %6s %6s %9s %9s %9s\n' "$scenario" "$conns" "$cells" "$server" "$client" \
         "$(mib "$idle")" "$(mib "$peak")" "$(mib "${sampled:-0}")" >>"$table"
     overall=$((peak > overall ? peak : overall))
 done
@@ -216,5 +231,7 @@ cat "$table"
 echo
 echo "peak RSS over all runs (max VmHWM): $(mib "$overall") MiB"
 echo "(req/s and identities/s: this machine, this pinning; mixed = the five clients at once, summed;"
-echo " latency columns of mixed are the worst client's; sampled = max VmRSS seen every 100 ms)"
+echo " latency columns of mixed are the worst client's; srv % / cli % = CPU time of the operator /"
+echo " of uid2-load over the run's wall time (100 = one core busy); peak = VmHWM at the end of the"
+echo " run; sampled = max VmRSS seen every 100 ms)"
 exit "$failed_any"
