@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test of the project: the Rust workspace (unit, vector and HTTP integration tests)
 # and the official Python SDK (uid2-client 2.9.0) against the real operator binary, once in local
-# mode and once in attested mode against the local Core/OptOut service.
+# mode and once in attested mode against the local Core/OptOut service; then the checks of the
+# SGX enclave package (deploy/azure-sgx/tests).
 #
-# Needs: a Rust toolchain and python3 with venv. On a fresh Debian machine without the venv
-# module, it installs python3-venv when run as root, or says what to install.
+# Needs: a Rust toolchain, python3 with venv, and shellcheck. On a fresh Debian machine without
+# the venv module or shellcheck, it installs python3-venv / shellcheck when run as root, or says
+# what to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +16,16 @@ if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
     else
         echo "python3 with the venv module is required for the SDK tests: apt-get install python3-venv" >&2
+        exit 1
+    fi
+fi
+
+if ! command -v shellcheck >/dev/null 2>&1; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing shellcheck (needed for the enclave package checks)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck
+    else
+        echo "shellcheck is required for the enclave package checks: apt-get install shellcheck" >&2
         exit 1
     fi
 fi
@@ -30,3 +42,6 @@ UID2_SDK_MODE=local tests/sdk/run.sh
 
 echo "== official SDK conformance (uid2-client 2.9.0), attested mode against the local Core"
 UID2_SDK_MODE=attested tests/sdk/run.sh
+
+echo "== enclave package (deploy/azure-sgx): Occlum.json, profiles (--check-config), AKS manifest, build.sh/run.sh dry runs, shellcheck"
+deploy/azure-sgx/tests/run.sh

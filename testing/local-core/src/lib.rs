@@ -66,6 +66,14 @@ pub use token::TokenCipher;
 /// OPERATOR + OPTOUT). Public test material: it opens nothing but this service.
 pub const LOCAL_OPERATOR_KEY: &str = "UID2-O-L-999-NW4Zx0.ex3wj2sdTPzINv8Aqc+mkeq9U/TIyxLcgTKIZ=";
 
+/// The `azure-sgx` operator key of `testdata/local-core/operators.json` (site 999, public,
+/// OPERATOR + OPTOUT), used by `conf/azure-sgx-simulated-local-config.json`. Public test material.
+pub const LOCAL_SGX_OPERATOR_KEY: &str = "UID2-O-L-999-afh3Er.2DoYPUO/1KPsZJcAFj2sEZjx42GUSbpFn/pW0=";
+
+/// The MRENCLAVE of that configuration's simulated enclave, allowlisted in
+/// `testdata/local-core/enclaves.json`.
+pub const LOCAL_SIMULATED_MRENCLAVE: &str = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
+
 /// Core's default token lifetime, before jitter.
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(7200);
 /// Core's random extra lifetime, in seconds, inclusive.

@@ -973,3 +973,36 @@ fn the_attested_local_config_points_at_this_service() {
     assert_eq!((record.site_id, record.operator_type), (999, OperatorType::Public));
     assert!(record.has_role("OPTOUT") && !record.disabled && record.protocol == "trusted");
 }
+
+#[test]
+fn the_simulated_azure_sgx_config_matches_its_key_and_allowlist_entry() {
+    let text = std::fs::read_to_string(repo().join("conf/azure-sgx-simulated-local-config.json")).expect("config");
+    let config: Value = serde_json::from_str(&text).expect("JSON");
+    let trusted: Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("conf/attested-local-config.json")).expect("config"))
+            .expect("JSON");
+    for (key, value) in trusted.as_object().expect("object") {
+        if !["core_api_token", "enclave_platform", "optout_data_dir"].contains(&key.as_str()) {
+            assert_eq!(&config[key], value, "{key} differs from the trusted local config");
+        }
+    }
+    assert_eq!(config["core_api_token"], uid2_local_core::LOCAL_SGX_OPERATOR_KEY);
+    assert_eq!(config["enclave_platform"], "azure-sgx");
+    assert_eq!(config["sgx_simulation"]["mrenclave"], uid2_local_core::LOCAL_SIMULATED_MRENCLAVE);
+    assert_eq!(config["sgx_simulation"]["product_id"], 770);
+    assert_eq!(config["sgx_simulation"]["svn"], 2);
+    assert_eq!(config["sgx_simulation"]["debuggable"], false);
+    let records = uid2_local_core::OperatorStore::parse(
+        &std::fs::read(repo().join("testdata/local-core/operators.json")).expect("fixture"),
+    )
+    .expect("parses");
+    let record = records
+        .authorize(uid2_local_core::LOCAL_SGX_OPERATOR_KEY, &["OPERATOR"])
+        .expect("the key opens the fixture");
+    assert_eq!(record.protocol, "azure-sgx");
+    let allowlist = uid2_local_core::verifier::EnclaveAllowlist::parse(
+        &std::fs::read(repo().join("testdata/local-core/enclaves.json")).expect("fixture"),
+    )
+    .expect("parses");
+    assert!(allowlist.allows("azure-sgx", uid2_local_core::LOCAL_SIMULATED_MRENCLAVE));
+}
