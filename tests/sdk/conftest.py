@@ -6,7 +6,9 @@ root); tests/sdk/run.sh does both.
 
 With UID2_SDK_MODE=attested the operator runs in attested mode against the local Core/OptOut
 service ($UID2_LOCAL_CORE_BIN, default target/release/uid2-local-core), serving a temporary copy
-of the same test store, with conf/attested-local-config.json pointed at it.
+of the same test store, with conf/attested-local-config.json pointed at it. With
+UID2_SDK_MODE=azure-sgx it does the same as a (simulated) SGX enclave, attesting with SGX quotes
+that the local Core checks through its MAA simulator: conf/azure-sgx-simulated-local-config.json.
 """
 
 from __future__ import annotations
@@ -50,8 +52,13 @@ class RunningOperator:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
-ATTESTED = os.environ.get("UID2_SDK_MODE", "local") == "attested"
-LOCAL_OPERATOR_KEY_FILE = "conf/attested-local-config.json"
+SDK_MODE = os.environ.get("UID2_SDK_MODE", "local")
+if SDK_MODE not in ("local", "attested", "azure-sgx"):
+    raise ValueError(f"UID2_SDK_MODE must be local, attested or azure-sgx, not {SDK_MODE!r}")
+ATTESTED = SDK_MODE in ("attested", "azure-sgx")
+LOCAL_OPERATOR_KEY_FILE = (
+    "conf/azure-sgx-simulated-local-config.json" if SDK_MODE == "azure-sgx" else "conf/attested-local-config.json"
+)
 
 
 def _binary(variable: str, default: str) -> Path:
