@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project: the Rust workspace (unit, vector and HTTP integration tests)
-# and the official Python SDK (uid2-client 2.9.0) against the real operator binary, once in local
-# mode and once in attested mode against the local Core/OptOut service; then the checks of the
-# SGX enclave package (deploy/azure-sgx/tests).
+# and the official Python SDK (uid2-client 2.9.0) against the real operator binary, in local mode,
+# in attested mode against the local Core/OptOut service, and attesting as a simulated SGX enclave
+# (azure-sgx) through the local Core's MAA simulator; then the checks of the SGX enclave package
+# (deploy/azure-sgx/tests).
 #
 # Needs: a Rust toolchain, python3 with venv, and shellcheck. On a fresh Debian machine without
 # the venv module or shellcheck, it installs python3-venv / shellcheck when run as root, or says
@@ -42,6 +43,9 @@ UID2_SDK_MODE=local tests/sdk/run.sh
 
 echo "== official SDK conformance (uid2-client 2.9.0), attested mode against the local Core"
 UID2_SDK_MODE=attested tests/sdk/run.sh
+
+echo "== official SDK conformance (uid2-client 2.9.0), as a simulated SGX enclave (azure-sgx) against the local Core and its MAA simulator"
+UID2_SDK_MODE=azure-sgx tests/sdk/run.sh
 
 echo "== enclave package (deploy/azure-sgx): Occlum.json, profiles (--check-config), AKS manifest, build.sh/run.sh dry runs, shellcheck"
 deploy/azure-sgx/tests/run.sh
