@@ -988,7 +988,10 @@ fn the_simulated_azure_sgx_config_matches_its_key_and_allowlist_entry() {
     }
     assert_eq!(config["core_api_token"], uid2_local_core::LOCAL_SGX_OPERATOR_KEY);
     assert_eq!(config["enclave_platform"], "azure-sgx");
-    assert_eq!(config["sgx_simulation"]["mrenclave"], uid2_local_core::LOCAL_SIMULATED_MRENCLAVE);
+    assert_eq!(
+        config["sgx_simulation"]["mrenclave"],
+        uid2_local_core::LOCAL_SIMULATED_MRENCLAVE
+    );
     assert_eq!(config["sgx_simulation"]["product_id"], 770);
     assert_eq!(config["sgx_simulation"]["svn"], 2);
     assert_eq!(config["sgx_simulation"]["debuggable"], false);
