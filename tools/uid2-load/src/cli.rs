@@ -13,10 +13,11 @@ use url::{Host, Url};
 use crate::scenario::Scenario;
 
 pub const USAGE: &str = "\
-usage: uid2-load [--scenario generate|refresh|map-v2|map-v3|key-sharing]
+usage: uid2-load [--scenario generate|refresh|map-v2|map-v3|key-sharing|floor]
                  [--url http://127.0.0.1:8080] [--connections 8] [--threads 1]
-                 [--requests 100000] [--duration 30] [--batch 5000] [--timeout 30]
+                 [--requests 100000] [--duration 30] [--rate N] [--batch 5000] [--timeout 30]
                  [--binary] [--json] [--api-key KEY --secret SECRET]
+       uid2-load floor-server [--listen 127.0.0.1:0] [--lifetime 900]
 
 Drives a UID2 operator over loopback HTTP/1.1 keep-alive with v2-enveloped requests and
 checks every answer (HTTP 200, opens with the client secret, echoes the nonce, status success).
@@ -27,15 +28,24 @@ Stops at --requests or --duration seconds, whichever comes first.
                  map-v2       /v2/identity/map, --batch email hashes per request
                  map-v3       /v3/identity/map, --batch email hashes per request (default)
                  key-sharing  /v2/key/sharing
+                 floor        the same POST as generate, to a floor-server: HTTP 200 and
+                              exactly 400 bytes expected
   --url          loopback only (127.0.0.0/8, ::1, localhost); plain http
   --connections  concurrent keep-alive connections, each with one request in flight (max 1024)
   --threads      client runtime threads (max 64)
   --requests     at most this many measured requests (max 10000000)
   --duration     at most this many seconds of sending (max 600)
+  --rate         at most this many requests per second over all connections (max 1000000);
+                 latency then counts from when a request was due if it went out late
   --timeout      seconds one request may take before it counts as failed (max 120)
   --binary       application/octet-stream envelopes instead of base64 text
   --json         print the summary as one JSON object
   --api-key, --secret  default: the local-mode site-999 test client (all roles)
+
+floor-server answers every request on any path (body read and discarded) with a fixed 400-byte
+body over HTTP/1.1 keep-alive, on one thread: the floor for HTTP on this machine, to compare the
+operator with. It prints `listening on ADDR` and exits after --lifetime seconds (max 86400).
+  --listen       loopback only; port 0 picks a free port
 
 exit status: 0 every request succeeded; 1 any request failed or none completed; 64 bad usage";
 
@@ -49,6 +59,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(600);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(120);
 pub const MAX_CONNECTIONS: usize = 1024;
 pub const MAX_THREADS: usize = 64;
+pub const MAX_RATE: u64 = 1_000_000;
+pub const MAX_LIFETIME: Duration = Duration::from_secs(86_400);
 /// Well above the reference's 5,000-item recommendation; the operator's 1 MiB body limit refuses
 /// far smaller batches anyway, which is a server answer worth seeing rather than a usage error.
 pub const MAX_BATCH: usize = 100_000;
@@ -68,6 +80,8 @@ pub struct Options {
     pub threads: usize,
     pub requests: u64,
     pub duration: Duration,
+    /// Requests per second over all connections; `None` = as fast as the answers come.
+    pub rate: Option<u64>,
     pub timeout: Duration,
     pub batch: usize,
     pub binary: bool,
@@ -76,9 +90,17 @@ pub struct Options {
     pub secret: String,
 }
 
+/// `floor-server`: where to listen and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FloorOptions {
+    pub listen: SocketAddr,
+    pub lifetime: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Run(Box<Options>),
+    Floor(FloorOptions),
     Help,
 }
 
@@ -132,6 +154,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         threads: 1,
         requests: 100_000,
         duration: Duration::from_secs(30),
+        rate: None,
         timeout: Duration::from_secs(30),
         batch: 5000,
         binary: false,
@@ -139,27 +162,72 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         api_key: DEFAULT_API_KEY.to_owned(),
         secret: DEFAULT_SECRET.to_owned(),
     };
-    let mut args = args.into_iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
-            _ => (arg, None),
-        };
+    let mut args = args.into_iter().peekable();
+    if args.peek().map(String::as_str) == Some("floor-server") {
+        args.next();
+        return parse_floor(args);
+    }
+    while let Some((flag, value)) = next_flag(&mut args, &["--json", "--binary"])? {
         match flag.as_str() {
             "--help" | "-h" => return Ok(Command::Help),
             "--json" => options.json = true,
             "--binary" => options.binary = true,
-            _ if flag.starts_with("--") => {
-                let value = match inline {
-                    Some(value) => value,
-                    None => args.next().ok_or_else(|| format!("{flag} needs a value"))?,
-                };
-                set(&mut options, &flag, &value)?;
-            }
-            other => return Err(format!("unexpected argument: {other}")),
+            _ => set(&mut options, &flag, &value.unwrap_or_default())?,
         }
     }
     Ok(Command::Run(Box::new(options)))
+}
+
+/// The next `--flag value`, `--flag=value` or bare switch (one of `switches`, or help) from `args`.
+fn next_flag(
+    args: &mut impl Iterator<Item = String>,
+    switches: &[&str],
+) -> Result<Option<(String, Option<String>)>, String> {
+    let Some(arg) = args.next() else {
+        return Ok(None);
+    };
+    let (flag, inline) = match arg.split_once('=') {
+        Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value.to_owned())),
+        _ => (arg, None),
+    };
+    if flag == "--help" || flag == "-h" || switches.contains(&flag.as_str()) {
+        return Ok(Some((flag, None)));
+    }
+    if !flag.starts_with("--") {
+        return Err(format!("unexpected argument: {flag}"));
+    }
+    let value = match inline {
+        Some(value) => value,
+        None => args.next().ok_or_else(|| format!("{flag} needs a value"))?,
+    };
+    Ok(Some((flag, Some(value))))
+}
+
+fn parse_floor(mut args: impl Iterator<Item = String>) -> Result<Command, String> {
+    let mut options = FloorOptions {
+        listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+        lifetime: Duration::from_secs(900),
+    };
+    while let Some((flag, value)) = next_flag(&mut args, &[])? {
+        let value = value.unwrap_or_default();
+        match flag.as_str() {
+            "--help" | "-h" => return Ok(Command::Help),
+            "--listen" => {
+                let addr: SocketAddr = value
+                    .parse()
+                    .map_err(|_| "--listen: not an IP:port address".to_owned())?;
+                if !addr.ip().is_loopback() {
+                    return Err("--listen: the address must be a loopback address".to_owned());
+                }
+                options.listen = addr;
+            }
+            "--lifetime" => {
+                options.lifetime = Duration::from_secs(bounded(&flag, &value, 1, MAX_LIFETIME.as_secs())?);
+            }
+            _ => return Err(format!("unknown option: {flag}")),
+        }
+    }
+    Ok(Command::Floor(options))
 }
 
 fn set(options: &mut Options, flag: &str, value: &str) -> Result<(), String> {
@@ -172,6 +240,7 @@ fn set(options: &mut Options, flag: &str, value: &str) -> Result<(), String> {
         "--threads" => options.threads = bounded(flag, value, 1, MAX_THREADS)?,
         "--requests" => options.requests = bounded(flag, value, 1, MAX_REQUESTS)?,
         "--duration" => options.duration = Duration::from_secs(bounded(flag, value, 1, MAX_DURATION.as_secs())?),
+        "--rate" => options.rate = Some(bounded(flag, value, 1, MAX_RATE)?),
         "--timeout" => options.timeout = Duration::from_secs(bounded(flag, value, 1, MAX_TIMEOUT.as_secs())?),
         "--batch" => options.batch = bounded(flag, value, 1, MAX_BATCH)?,
         "--api-key" => options.api_key = value.to_owned(),
@@ -189,7 +258,47 @@ mod tests {
         match parse(args.iter().map(|s| (*s).to_owned()))? {
             Command::Run(options) => Ok(*options),
             Command::Help => Err("help".to_owned()),
+            Command::Floor(_) => Err("floor-server".to_owned()),
         }
+    }
+
+    fn floor(args: &[&str]) -> Result<FloorOptions, String> {
+        let args = std::iter::once("floor-server").chain(args.iter().copied());
+        match parse(args.map(str::to_owned))? {
+            Command::Floor(options) => Ok(options),
+            other => Err(format!("{other:?}")),
+        }
+    }
+
+    #[test]
+    fn the_rate_is_optional_and_bounded() {
+        assert_eq!(run(&[]).map(|o| o.rate), Ok(None));
+        assert_eq!(run(&["--rate", "20000"]).map(|o| o.rate), Ok(Some(20_000)));
+        assert_eq!(run(&["--rate=1"]).map(|o| o.rate), Ok(Some(1)));
+        assert!(run(&["--rate", "0"]).is_err());
+        assert!(run(&["--rate", "1000001"]).is_err());
+        assert!(run(&["--rate", "2.5"]).is_err());
+    }
+
+    #[test]
+    fn the_floor_server_listens_on_loopback_only_for_a_bounded_time() {
+        let o = floor(&[]).expect("defaults");
+        assert_eq!(o.listen, "127.0.0.1:0".parse().expect("addr"));
+        assert_eq!(o.lifetime, Duration::from_secs(900));
+        let o = floor(&["--listen", "127.0.0.1:18999", "--lifetime=60"]).expect("parses");
+        assert_eq!((o.listen.port(), o.lifetime), (18999, Duration::from_secs(60)));
+        assert!(floor(&["--listen", "[::1]:0"]).is_ok());
+        for refused in ["0.0.0.0:80", "10.1.2.3:80", "localhost:80", "127.0.0.1"] {
+            assert!(floor(&["--listen", refused]).is_err(), "{refused}");
+        }
+        assert!(floor(&["--lifetime", "0"]).is_err());
+        assert!(floor(&["--lifetime", "86401"]).is_err());
+        assert!(floor(&["--scenario", "generate"]).is_err());
+        assert!(floor(&["stray"]).is_err());
+        assert_eq!(
+            parse(["floor-server".to_owned(), "--help".to_owned()]),
+            Ok(Command::Help)
+        );
     }
 
     #[test]
@@ -237,7 +346,7 @@ mod tests {
 
     #[test]
     fn every_scenario_name_round_trips() {
-        for name in ["generate", "refresh", "map-v2", "map-v3", "key-sharing"] {
+        for name in ["generate", "refresh", "map-v2", "map-v3", "key-sharing", "floor"] {
             let o = run(&["--scenario", name]).expect("known scenario");
             assert_eq!(o.scenario.name(), name);
         }

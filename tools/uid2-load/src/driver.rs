@@ -6,7 +6,8 @@
 //! connection claims request numbers from one shared [`Budget`] until it says stop; a request
 //! started before the deadline may finish after it, but no later than `--timeout`, so the whole
 //! run ends by duration + timeout. A connection that fails is dropped and opened again for its
-//! next request, which is how a keep-alive SDK client behaves.
+//! next request, which is how a keep-alive SDK client behaves. With `--rate` the budget also
+//! says when each request is due ([`Pace`]); requests due after the deadline are not sent.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,6 +24,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 use crate::cli::{Options, Target};
+use crate::pace::Pace;
 use crate::scenario::{Held, Outgoing, Plan, Reply, Scenario};
 use crate::stats::{Summary, Tally};
 
@@ -30,20 +32,45 @@ use crate::stats::{Summary, Tally};
 /// server, not a result.
 const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
-/// The run's shared stop rule: a request number below `limit`, claimed before `deadline`.
+/// The run's shared stop rule: a request number below `limit`, claimed (and, when paced, due)
+/// before `deadline`.
 struct Budget {
     claimed: AtomicU64,
     limit: u64,
     deadline: Instant,
+    pace: Option<Pace>,
+}
+
+/// A request the budget allows: its number, and when paced, when it is due.
+#[derive(Debug, PartialEq, Eq)]
+struct Claim {
+    seq: u64,
+    due: Option<Instant>,
 }
 
 impl Budget {
-    fn claim(&self) -> Option<u64> {
+    fn new(limit: u64, start: Instant, duration: Duration, rate: Option<u64>) -> Self {
+        Self {
+            claimed: AtomicU64::new(0),
+            limit,
+            deadline: start + duration,
+            pace: rate.map(|rate| Pace::new(start, rate)),
+        }
+    }
+
+    fn claim(&self) -> Option<Claim> {
         if Instant::now() >= self.deadline {
             return None;
         }
         let seq = self.claimed.fetch_add(1, Ordering::Relaxed);
-        (seq < self.limit).then_some(seq)
+        if seq >= self.limit {
+            return None;
+        }
+        let due = self.pace.map(|pace| pace.due(seq));
+        match due {
+            Some(due) if due >= self.deadline => None,
+            _ => Some(Claim { seq, due }),
+        }
     }
 }
 
@@ -166,7 +193,16 @@ async fn set_up(shared: &Shared, index: usize) -> Result<Connection, String> {
 
 async fn drive(shared: Arc<Shared>, budget: Arc<Budget>, mut connection: Connection) -> Tally {
     let mut tally = Tally::default();
-    while let Some(seq) = budget.claim() {
+    while let Some(Claim { seq, due }) = budget.claim() {
+        // Early: wait, and count from the moment of sending (the timer's 1 ms granularity is not
+        // the server's latency). Late: send now, and count from when the request was due.
+        let late_since = match due {
+            Some(due) if due > Instant::now() => {
+                tokio::time::sleep_until(due.into()).await;
+                None
+            }
+            _ => due,
+        };
         let out = match shared.plan.request(seq, connection.held.as_ref()) {
             Ok(out) => out,
             Err(label) => {
@@ -174,7 +210,7 @@ async fn drive(shared: Arc<Shared>, budget: Arc<Budget>, mut connection: Connect
                 continue;
             }
         };
-        let started = Instant::now();
+        let started = late_since.unwrap_or_else(Instant::now);
         let result = connection.run_one(&shared, &out).await;
         let latency = started.elapsed();
         match result {
@@ -218,11 +254,7 @@ pub async fn run(options: &Options) -> Result<Summary, String> {
     }
 
     let started = Instant::now();
-    let budget = Arc::new(Budget {
-        claimed: AtomicU64::new(0),
-        limit: options.requests,
-        deadline: started + options.duration,
-    });
+    let budget = Arc::new(Budget::new(options.requests, started, options.duration, options.rate));
     let mut drivers = JoinSet::new();
     for connection in connections {
         drivers.spawn(drive(Arc::clone(&shared), Arc::clone(&budget), connection));
@@ -235,14 +267,16 @@ pub async fn run(options: &Options) -> Result<Summary, String> {
         }
     }
     let elapsed = started.elapsed();
-    Ok(Summary::new(
+    let mut summary = Summary::new(
         options.scenario.name(),
         options.connections,
         options.scenario.is_map().then_some(options.batch),
         tally,
         elapsed,
         options.requests,
-    ))
+    );
+    summary.rate = options.rate;
+    Ok(summary)
 }
 
 #[cfg(test)]
@@ -251,24 +285,98 @@ mod tests {
 
     #[test]
     fn the_budget_stops_at_the_count() {
-        let budget = Budget {
-            claimed: AtomicU64::new(0),
-            limit: 3,
-            deadline: Instant::now() + Duration::from_secs(60),
-        };
-        let claimed: Vec<_> = std::iter::from_fn(|| budget.claim()).collect();
+        let budget = Budget::new(3, Instant::now(), Duration::from_secs(60), None);
+        let claimed: Vec<_> = std::iter::from_fn(|| budget.claim()).map(|c| c.seq).collect();
         assert_eq!(claimed, vec![0, 1, 2]);
         assert_eq!(budget.claim(), None);
     }
 
     #[test]
     fn the_budget_stops_at_the_deadline() {
-        let budget = Budget {
-            claimed: AtomicU64::new(0),
-            limit: u64::MAX,
-            deadline: Instant::now(),
-        };
+        let budget = Budget::new(u64::MAX, Instant::now(), Duration::ZERO, None);
         assert_eq!(budget.claim(), None);
+    }
+
+    #[test]
+    fn a_paced_budget_dates_each_request_and_stops_before_the_deadline() {
+        let start = Instant::now();
+        // 10 per second for 60 s: 600 requests are due inside the run, the 601st is not.
+        let budget = Budget::new(u64::MAX, start, Duration::from_secs(60), Some(10));
+        assert_eq!(
+            budget.claim(),
+            Some(Claim {
+                seq: 0,
+                due: Some(start)
+            })
+        );
+        let second = budget.claim().expect("due inside the run");
+        assert_eq!(second.due, Some(start + Duration::from_millis(100)));
+        budget.claimed.store(599, Ordering::Relaxed);
+        assert_eq!(
+            budget.claim().and_then(|c| c.due),
+            Some(start + Duration::from_millis(59_900))
+        );
+        assert_eq!(budget.claim(), None);
+    }
+
+    /// Runs `options` against an in-process floor server on port 0.
+    async fn against_floor(mut options: Options) -> Summary {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(crate::floor::serve(listener));
+        options.target = crate::cli::loopback_target(&format!("http://{addr}")).expect("loopback");
+        options.scenario = Scenario::Floor;
+        run(&options).await.expect("the run starts")
+    }
+
+    fn default_options() -> Options {
+        match crate::cli::parse(std::iter::empty()) {
+            Ok(crate::cli::Command::Run(options)) => *options,
+            other => panic!("parse: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_floor_scenario_counts_fixed_answers() {
+        let mut options = default_options();
+        options.requests = 300;
+        options.connections = 4;
+        let summary = against_floor(options).await;
+        assert!(summary.passed(), "{}", summary.text());
+        assert_eq!((summary.ok, summary.identities, summary.rate), (300, 0, None));
+    }
+
+    #[tokio::test]
+    async fn a_rate_spreads_the_requests_over_time() {
+        let mut options = default_options();
+        // 100 requests at 400 per second: the last one is due 247.5 ms after the start.
+        options.requests = 100;
+        options.connections = 4;
+        options.rate = Some(400);
+        let started = Instant::now();
+        let summary = against_floor(options).await;
+        let took = started.elapsed();
+        assert!(summary.passed(), "{}", summary.text());
+        assert_eq!(summary.ok, 100);
+        assert!(took >= Duration::from_millis(240), "{took:?}");
+        assert!(took < Duration::from_secs(5), "{took:?}");
+        assert_eq!(summary.json()["rate"], 400);
+        // An idle loopback server answers far inside the 2.5 ms between requests.
+        assert!(summary.p50_us.is_some_and(|us| us < 50_000), "{}", summary.text());
+    }
+
+    #[tokio::test]
+    async fn a_rate_stops_at_the_duration_with_the_requests_due_inside_it() {
+        let mut options = default_options();
+        options.requests = 1_000_000;
+        options.connections = 2;
+        options.rate = Some(50);
+        options.duration = Duration::from_secs(1);
+        let summary = against_floor(options).await;
+        assert!(summary.passed(), "{}", summary.text());
+        // 50 are due inside the second (the last at 980 ms); a stalled machine may miss a few.
+        assert!((40..=50).contains(&summary.ok), "{}", summary.text());
+        assert_eq!(summary.stopped_by, crate::stats::StoppedBy::Duration);
     }
 
     #[tokio::test]

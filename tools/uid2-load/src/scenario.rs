@@ -6,14 +6,22 @@
 //! `status: success`, and for the identity maps one result per identifier sent. Anything else is a
 //! failure with a short label (no tokens, keys or identifiers in it), never a panic: the server
 //! under test is allowed to be wrong.
+//!
+//! The identity maps send fresh random email hashes in every request, so across a run the operator
+//! looks up salt buckets and opt-out entries all over its tables, as it does for real traffic;
+//! reused inputs would keep the rows they touch in the CPU's caches and flatter the figure. The
+//! `floor` scenario sends the bytes of a generate request to `uid2-load floor-server`, which does
+//! no work, so the two runs differ only in the server.
 
 use bytes::Bytes;
+use rand::RngCore;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
-use uid2_protocol::crypto::{gcm_open, sha256, SecretKey, GCM_IV_LEN};
-use uid2_protocol::entropy::{Entropy, OsEntropy};
+use uid2_protocol::crypto::{gcm_open, SecretKey, GCM_IV_LEN};
 use uid2_protocol::envelope::client::{open_response, seal_request};
 use uid2_protocol::envelope::NONCE_LEN;
+
+use crate::floor;
 
 pub const OCTET_STREAM: &str = "application/octet-stream";
 const TEXT: &str = "text/plain";
@@ -25,15 +33,18 @@ pub enum Scenario {
     MapV2,
     MapV3,
     KeySharing,
+    /// A generate request's bytes to `uid2-load floor-server`.
+    Floor,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Generate,
         Scenario::Refresh,
         Scenario::MapV2,
         Scenario::MapV3,
         Scenario::KeySharing,
+        Scenario::Floor,
     ];
 
     pub fn from_name(name: &str) -> Option<Self> {
@@ -47,6 +58,7 @@ impl Scenario {
             Scenario::MapV2 => "map-v2",
             Scenario::MapV3 => "map-v3",
             Scenario::KeySharing => "key-sharing",
+            Scenario::Floor => "floor",
         }
     }
 
@@ -57,6 +69,8 @@ impl Scenario {
             Scenario::MapV2 => "/v2/identity/map",
             Scenario::MapV3 => "/v3/identity/map",
             Scenario::KeySharing => "/v2/key/sharing",
+            // The floor server answers any path; this one keeps the request line a generate's.
+            Scenario::Floor => "/v2/token/generate",
         }
     }
 
@@ -85,6 +99,8 @@ pub enum Expect {
     Envelope { nonce: [u8; NONCE_LEN], items: usize },
     /// A bare GCM blob under the identity's response key.
     Refreshed { key: SecretKey },
+    /// The floor server's fixed body: exactly this many bytes.
+    Fixed { len: usize },
 }
 
 /// What came back over HTTP.
@@ -131,45 +147,24 @@ struct KeysBody {
     _keys: Vec<IgnoredAny>,
 }
 
-/// Base64 SHA-256 email hashes, made once, from which each map request takes a window; the pool is
-/// larger than a batch so consecutive requests ask for different identities.
-pub struct HashPool {
-    hashes: Vec<String>,
-}
-
-impl HashPool {
-    pub fn new(batch: usize) -> Self {
-        let len = batch.saturating_mul(8).max(65_536);
-        let hashes = (0..len)
-            .map(|i| uid2_protocol::base64::encode(&sha256(&[format!("load-{i}@example.com").as_bytes()])))
-            .collect();
-        Self { hashes }
-    }
-
-    /// `{"email_hash":[…]}` with `batch` hashes starting where request `seq` begins.
-    fn request_json(&self, seq: u64, batch: usize) -> Vec<u8> {
-        let len = self.hashes.len().max(1) as u64;
-        let start = usize::try_from((seq % len) * batch as u64 % len).unwrap_or(0);
-        let window = self
-            .hashes
-            .get(start..)
-            .unwrap_or_default()
-            .iter()
-            .chain(self.hashes.iter().cycle())
-            .take(batch);
-        let mut json = String::with_capacity(16 + batch * 47);
-        json.push_str(r#"{"email_hash":["#);
-        for (i, hash) in window.enumerate() {
-            if i > 0 {
-                json.push(',');
-            }
-            json.push('"');
-            json.push_str(hash);
-            json.push('"');
+/// `{"email_hash":[…]}` with `batch` random email hashes (base64 of 32 random bytes, which is
+/// what a SHA-256 looks like to the operator). Distinct within and across requests with
+/// overwhelming probability, so no input repeats in a run.
+fn random_hashes_json(rng: &mut impl RngCore, batch: usize) -> Vec<u8> {
+    let mut json = String::with_capacity(16 + batch * 47);
+    json.push_str(r#"{"email_hash":["#);
+    let mut hash = [0u8; 32];
+    for i in 0..batch {
+        if i > 0 {
+            json.push(',');
         }
-        json.push_str("]}");
-        json.into_bytes()
+        rng.fill_bytes(&mut hash);
+        json.push('"');
+        json.push_str(&uid2_protocol::base64::encode(&hash));
+        json.push('"');
     }
+    json.push_str("]}");
+    json.into_bytes()
 }
 
 /// Everything a scenario needs to build requests; shared by all connections.
@@ -178,18 +173,23 @@ pub struct Plan {
     pub batch: usize,
     pub binary: bool,
     secret: SecretKey,
-    pool: Option<HashPool>,
+    /// The floor scenario's request body, sealed once: the floor server never opens it.
+    floor_body: Option<Bytes>,
 }
 
 impl Plan {
     pub fn new(scenario: Scenario, batch: usize, binary: bool, secret: SecretKey) -> Self {
-        Self {
+        let mut plan = Self {
             scenario,
             batch,
             binary,
             secret,
-            pool: scenario.is_map().then(|| HashPool::new(batch)),
+            floor_body: None,
+        };
+        if scenario == Scenario::Floor {
+            plan.floor_body = Some(plan.generate(0).body);
         }
+        plan
     }
 
     fn content_type(&self) -> &'static str {
@@ -202,10 +202,13 @@ impl Plan {
 
     /// A v2 envelope around `json`, sealed now with a fresh nonce and IV.
     fn sealed(&self, path: &'static str, json: &[u8], items: usize) -> Outgoing {
+        // The thread's CSPRNG (seeded from the OS) rather than a system call per value: the
+        // client's CPU is the measuring instrument's budget.
         let mut nonce = [0u8; NONCE_LEN];
         let mut iv = [0u8; GCM_IV_LEN];
-        OsEntropy.fill(&mut nonce);
-        OsEntropy.fill(&mut iv);
+        let mut rng = rand::thread_rng();
+        rng.fill_bytes(&mut nonce);
+        rng.fill_bytes(&mut iv);
         let sealed = seal_request(&self.secret, now_ms(), &nonce, json, &iv);
         let body = if self.binary {
             Bytes::from(sealed)
@@ -226,18 +229,27 @@ impl Plan {
         self.sealed(Scenario::Generate.path(), json.to_string().as_bytes(), 0)
     }
 
+    /// A generate for a new email, `load-<seq>@example.com`.
+    fn generate(&self, seq: u64) -> Outgoing {
+        let json = serde_json::json!({ "email": format!("load-{seq}@example.com") });
+        self.sealed(Scenario::Generate.path(), json.to_string().as_bytes(), 0)
+    }
+
     /// Request number `seq` of the run; `held` is the connection's identity (refresh only).
     pub fn request(&self, seq: u64, held: Option<&Held>) -> Result<Outgoing, String> {
         let path = self.scenario.path();
         match self.scenario {
-            Scenario::Generate => {
-                let json = serde_json::json!({ "email": format!("load-{seq}@example.com") });
-                Ok(self.sealed(path, json.to_string().as_bytes(), 0))
-            }
+            Scenario::Generate => Ok(self.generate(seq)),
             Scenario::MapV2 | Scenario::MapV3 => {
-                let json = self.pool.as_ref().map(|p| p.request_json(seq, self.batch));
-                Ok(self.sealed(path, &json.unwrap_or_default(), self.batch))
+                let json = random_hashes_json(&mut rand::thread_rng(), self.batch);
+                Ok(self.sealed(path, &json, self.batch))
             }
+            Scenario::Floor => Ok(Outgoing {
+                path,
+                content_type: self.content_type(),
+                body: self.floor_body.clone().unwrap_or_default(),
+                expect: Expect::Fixed { len: floor::BODY_LEN },
+            }),
             // The key endpoints take an envelope with nothing after the nonce, as the SDKs send.
             Scenario::KeySharing => Ok(self.sealed(path, b"", 0)),
             Scenario::Refresh => {
@@ -259,21 +271,22 @@ impl Plan {
         if reply.status != 200 {
             return Err(http_error_label(reply.status, &reply.body));
         }
-        let raw = if reply.content_type.as_deref() == Some(OCTET_STREAM) {
-            reply.body.to_vec()
-        } else {
-            uid2_protocol::base64::decode(&reply.body).map_err(|_| "200 body is not base64".to_owned())?
-        };
         match expect {
+            Expect::Fixed { len } if reply.body.len() == *len => Ok(Verdict {
+                identities: 0,
+                held: None,
+            }),
+            Expect::Fixed { len } => Err(format!("an answer of {} bytes, not {len}", reply.body.len())),
             Expect::Refreshed { key } => {
-                let json = gcm_open(key, &raw, &[]).map_err(|_| "undecryptable".to_owned())?;
+                let json = gcm_open(key, &sealed_bytes(reply)?, &[]).map_err(|_| "undecryptable".to_owned())?;
                 identity_answer(&json).map(|held| Verdict {
                     identities: 0,
                     held: Some(held),
                 })
             }
             Expect::Envelope { nonce, items } => {
-                let opened = open_response(&self.secret, &raw).map_err(|_| "undecryptable".to_owned())?;
+                let opened =
+                    open_response(&self.secret, &sealed_bytes(reply)?).map_err(|_| "undecryptable".to_owned())?;
                 if &opened.nonce != nonce {
                     return Err("nonce not echoed".to_owned());
                 }
@@ -308,7 +321,17 @@ impl Plan {
                 identities: 0,
                 held: None,
             }),
+            Scenario::Floor => Err("a floor answer is not an envelope".to_owned()),
         }
+    }
+}
+
+/// The sealed bytes of a 200 answer: as sent when octet-stream, else base64-decoded.
+fn sealed_bytes(reply: &Reply) -> Result<Vec<u8>, String> {
+    if reply.content_type.as_deref() == Some(OCTET_STREAM) {
+        Ok(reply.body.to_vec())
+    } else {
+        uid2_protocol::base64::decode(&reply.body).map_err(|_| "200 body is not base64".to_owned())
     }
 }
 
@@ -363,7 +386,9 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
     use uid2_protocol::crypto::gcm_seal;
+    use uid2_protocol::entropy::OsEntropy;
     use uid2_protocol::envelope::{open_request, seal_response};
 
     fn secret() -> SecretKey {
@@ -451,6 +476,49 @@ mod tests {
         let b = payload(&plan, &plan.request(1, None).expect("request"));
         assert_ne!(a["email_hash"][0], b["email_hash"][0]);
         assert_eq!(b["email_hash"].as_array().map(Vec::len), Some(5000));
+    }
+
+    #[test]
+    fn map_inputs_never_repeat_within_or_across_requests() {
+        let plan = plan(Scenario::MapV2, 5000, true);
+        let mut seen = HashSet::new();
+        for seq in 0..4 {
+            let json = payload(&plan, &plan.request(seq, None).expect("request"));
+            for hash in json["email_hash"].as_array().cloned().unwrap_or_default() {
+                let text = hash.as_str().unwrap_or_default().to_owned();
+                let bytes = uid2_protocol::base64::decode(text.as_bytes()).expect("base64");
+                assert_eq!(bytes.len(), 32, "a SHA-256-sized hash");
+                assert!(seen.insert(text), "a repeated input");
+            }
+        }
+        assert_eq!(seen.len(), 4 * 5000);
+    }
+
+    #[test]
+    fn the_floor_request_is_a_generate_and_its_answer_must_be_400_bytes() {
+        for binary in [false, true] {
+            let floor = plan(Scenario::Floor, 1, binary);
+            let out = floor.request(0, None).expect("request");
+            let generate = plan(Scenario::Generate, 1, binary).request(0, None).expect("request");
+            assert_eq!((out.path, out.content_type), (generate.path, generate.content_type));
+            assert_eq!(out.body.len(), generate.body.len());
+            assert_eq!(payload(&floor, &out)["email"], "load-0@example.com");
+            let reply = |len: usize, status: u16| Reply {
+                status,
+                content_type: None,
+                body: Bytes::from(vec![b'x'; len]),
+            };
+            let verdict = floor.judge(&out.expect, &reply(400, 200)).expect("400 bytes");
+            assert!(verdict.held.is_none() && verdict.identities == 0);
+            assert_eq!(
+                floor.judge(&out.expect, &reply(399, 200)).err().as_deref(),
+                Some("an answer of 399 bytes, not 400")
+            );
+            assert_eq!(
+                floor.judge(&out.expect, &reply(400, 503)).err().as_deref(),
+                Some("HTTP 503")
+            );
+        }
     }
 
     #[test]

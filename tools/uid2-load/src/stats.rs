@@ -89,6 +89,8 @@ pub struct Summary {
     pub p50_us: Option<u32>,
     pub p99_us: Option<u32>,
     pub max_us: Option<u32>,
+    /// The `--rate` the run was paced at, if any.
+    pub rate: Option<u64>,
 }
 
 impl Summary {
@@ -120,6 +122,7 @@ impl Summary {
             p99_us: percentile(sorted, 99.0),
             max_us: sorted.last().copied(),
             failures: tally.failures,
+            rate: None,
         }
     }
 
@@ -149,7 +152,7 @@ impl Summary {
     pub fn text(&self) -> String {
         let ms = |us: Option<u32>| us.map_or("-".to_owned(), |us| format!("{:.2}", f64::from(us) / 1000.0));
         let mut out = format!(
-            "{}: {} ok, {} failed in {:.2} s over {} connections{} (stopped by {})\n",
+            "{}: {} ok, {} failed in {:.2} s over {} connections{}{} (stopped by {})\n",
             self.scenario,
             self.ok,
             self.failed,
@@ -157,6 +160,7 @@ impl Summary {
             self.connections,
             self.batch
                 .map_or(String::new(), |b| format!(", {b} identities per request")),
+            self.rate.map_or(String::new(), |r| format!(", paced at {r} req/s")),
             match self.stopped_by {
                 StoppedBy::Requests => "request count",
                 StoppedBy::Duration => "duration",
@@ -183,6 +187,7 @@ impl Summary {
         json!({
             "scenario": self.scenario,
             "connections": self.connections,
+            "rate": self.rate,
             "batch": self.batch,
             "ok": self.ok,
             "failed": self.failed,
