@@ -6,6 +6,7 @@
 //! (400) → handler → sealed reply. Errors become responses in one place (`error.rs`) and are
 //! never encrypted; logs and errors never carry request bodies, identifiers, tokens or keys.
 
+mod answer;
 mod auth;
 mod consent;
 mod cors;

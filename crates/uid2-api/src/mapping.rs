@@ -4,17 +4,35 @@
 //! key material (v4) makes the raw UID. Identity map v3 also reports the raw UID under the
 //! bucket's previous salt and when the caller should map again.
 
+use uid2_protocol::identity::raw_uid::RawUid;
 use uid2_protocol::identity::{first_level_hash, HashedIdentity, IdentityEnvironment, IdentityType};
+use uid2_store::salts::SaltEntry;
 
 use crate::error::ApiError;
 use crate::state::{ApiConfig, Serving};
 
-/// A mapped identity.
-pub(crate) struct Mapped {
-    pub raw_uid: Vec<u8>,
-    pub bucket_id: String,
-    pub previous_raw_uid: Option<Vec<u8>>,
-    pub refresh_from_ms: i64,
+/// A mapped identity: its current raw UID and what the two identity map versions add to it,
+/// computed only by the version that reports it (bucket id for v2, previous raw UID and
+/// refresh-from for v3).
+pub(crate) struct Mapped<'s> {
+    pub raw_uid: RawUid,
+    pub entry: &'s SaltEntry,
+    flh: [u8; 32],
+    id_type: IdentityType,
+}
+
+impl Mapped<'_> {
+    /// The raw UID under the bucket's previous salt, while that is recent (identity map v3).
+    pub fn previous_raw_uid(&self, serving: &Serving, config: &ApiConfig, now_ms: i64) -> Option<RawUid> {
+        self.entry.previous_raw_uid(
+            &self.flh,
+            config.identity_scope,
+            self.id_type,
+            environment(serving),
+            config.identity_v3,
+            now_ms,
+        )
+    }
 }
 
 /// The first-level hash of a validated identity under the serving first-level salt.
@@ -34,8 +52,19 @@ pub(crate) fn raw_uid(
     flh: &[u8; 32],
     now_ms: i64,
 ) -> Result<Vec<u8>, ApiError> {
+    map(serving, config, id_type, flh, now_ms).map(|m| m.raw_uid.to_vec())
+}
+
+/// The bucket and current raw UID of a first-level hash.
+pub(crate) fn map<'s>(
+    serving: &'s Serving,
+    config: &ApiConfig,
+    id_type: IdentityType,
+    flh: &[u8; 32],
+    now_ms: i64,
+) -> Result<Mapped<'s>, ApiError> {
     let entry = serving.store.salts.entry_for(flh, now_ms);
-    entry
+    let raw_uid = entry
         .current_raw_uid(
             flh,
             config.identity_scope,
@@ -43,45 +72,29 @@ pub(crate) fn raw_uid(
             environment(serving),
             config.identity_v3,
         )
-        .map_err(|_| ApiError::internal())
-}
-
-/// Everything identity map v2 and v3 report.
-pub(crate) fn map(
-    serving: &Serving,
-    config: &ApiConfig,
-    id_type: IdentityType,
-    flh: &[u8; 32],
-    now_ms: i64,
-) -> Result<Mapped, ApiError> {
-    let entry = serving.store.salts.entry_for(flh, now_ms);
-    let env = environment(serving);
-    let raw_uid = entry
-        .current_raw_uid(flh, config.identity_scope, id_type, env, config.identity_v3)
         .map_err(|_| ApiError::internal())?;
-    let previous_raw_uid = entry.previous_raw_uid(flh, config.identity_scope, id_type, env, config.identity_v3, now_ms);
     Ok(Mapped {
         raw_uid,
-        bucket_id: serving.store.salts.bucket_id(entry),
-        previous_raw_uid,
-        refresh_from_ms: entry.mapped_refresh_from_ms(now_ms),
+        entry,
+        flh: *flh,
+        id_type,
     })
 }
 
 /// The answer for one identifier of an identity map request.
-pub(crate) enum MapOutcome {
-    Mapped(Mapped),
+pub(crate) enum MapOutcome<'s> {
+    Mapped(Mapped<'s>),
     OptOut,
     Invalid,
 }
 
 /// Normalizes, checks opt-out and maps one identifier, as both identity map versions do.
-pub(crate) fn map_dii(
+pub(crate) fn map_dii<'s>(
     app: &crate::state::AppState,
-    serving: &Serving,
+    serving: &'s Serving,
     dii: Option<uid2_protocol::identity::Dii<'_>>,
     now_ms: i64,
-) -> Result<MapOutcome, ApiError> {
+) -> Result<MapOutcome<'s>, ApiError> {
     let Some(identity) = dii.and_then(|d| d.to_identity()) else {
         return Ok(MapOutcome::Invalid);
     };

@@ -14,6 +14,8 @@ use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use std::sync::{Arc, OnceLock};
+
 use crate::entropy::Entropy;
 
 pub const GCM_IV_LEN: usize = 12;
@@ -21,19 +23,51 @@ pub const GCM_TAG_LEN: usize = 16;
 pub const CBC_IV_LEN: usize = 16;
 
 /// A 256-bit AES key.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct SecretKey([u8; 32]);
+///
+/// Its AES-GCM key schedule is computed on first use and shared by every clone, so a key that
+/// lives in a store snapshot (client secrets, keyset keys) is expanded once per snapshot, not once
+/// per request, even when a request works on a clone. The schedule zeroizes when its last holder
+/// drops (the `aes` and `aes-gcm` crates' `zeroize` features), the key bytes when each holder does.
+#[derive(Clone)]
+pub struct SecretKey {
+    bytes: [u8; 32],
+    gcm: Arc<OnceLock<Aes256Gcm>>,
+}
+
+impl Zeroize for SecretKey {
+    fn zeroize(&mut self) {
+        self.bytes.zeroize();
+        // Dropping the (last handle to the) schedule zeroizes it.
+        self.gcm = Arc::default();
+    }
+}
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+impl ZeroizeOnDrop for SecretKey {}
 
 impl SecretKey {
     pub const LEN: usize = 32;
 
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
+        Self {
+            bytes,
+            gcm: Arc::default(),
+        }
     }
 
     /// `None` unless `bytes` is exactly 32 bytes long.
     pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        <[u8; 32]>::try_from(bytes).ok().map(Self)
+        <[u8; 32]>::try_from(bytes).ok().map(Self::from_bytes)
+    }
+
+    /// The AES-256-GCM cipher of this key, expanded once.
+    fn gcm(&self) -> &Aes256Gcm {
+        self.gcm.get_or_init(|| Aes256Gcm::new((&self.bytes).into()))
     }
 
     /// Decodes base64 the way the reference does (lenient, see [`crate::base64`]).
@@ -47,23 +81,23 @@ impl SecretKey {
     pub fn generate(entropy: &dyn Entropy) -> Self {
         let mut bytes = [0u8; 32];
         entropy.fill(&mut bytes);
-        Self(bytes)
+        Self::from_bytes(bytes)
     }
 
     pub fn expose(&self) -> &[u8; 32] {
-        &self.0
+        &self.bytes
     }
 
     /// Canonical base64, for the few places the wire carries a key (key endpoints, the
     /// `refresh_response_key`).
     pub fn to_base64(&self) -> String {
-        crate::base64::encode(&self.0)
+        crate::base64::encode(&self.bytes)
     }
 }
 
 impl PartialEq for SecretKey {
     fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        self.bytes.ct_eq(&other.bytes).into()
     }
 }
 
@@ -87,16 +121,36 @@ pub fn gcm_seal(key: &SecretKey, plaintext: &[u8], aad: &[u8], entropy: &dyn Ent
     gcm_seal_with_iv(key, &iv, plaintext, aad)
 }
 
+/// [`gcm_seal`] of the concatenation of `parts` (see [`gcm_seal_parts`]).
+pub fn gcm_seal_concat(key: &SecretKey, parts: &[&[u8]], aad: &[u8], entropy: &dyn Entropy) -> Vec<u8> {
+    let mut iv = [0u8; GCM_IV_LEN];
+    entropy.fill(&mut iv);
+    gcm_seal_parts(key, &iv, parts, aad)
+}
+
 /// Encrypts with the given IV, returning `IV ‖ ciphertext ‖ tag`.
 pub fn gcm_seal_with_iv(key: &SecretKey, iv: &[u8; GCM_IV_LEN], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
-    let cipher = Aes256Gcm::new(key.expose().into());
-    let sealed = cipher
-        .encrypt(Nonce::from_slice(iv), Payload { msg: plaintext, aad })
-        // Only fails for plaintexts beyond 64 GiB, which no caller can produce.
-        .unwrap_or_default();
-    let mut out = Vec::with_capacity(GCM_IV_LEN + sealed.len());
+    gcm_seal_parts(key, iv, &[plaintext], aad)
+}
+
+/// [`gcm_seal_with_iv`] of the concatenation of `parts`, encrypted in place in the one buffer it
+/// returns (an identity map answer is hundreds of kilobytes; no intermediate copies).
+pub fn gcm_seal_parts(key: &SecretKey, iv: &[u8; GCM_IV_LEN], parts: &[&[u8]], aad: &[u8]) -> Vec<u8> {
+    use aes_gcm::aead::AeadInPlace;
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut out = Vec::with_capacity(GCM_IV_LEN + len + GCM_TAG_LEN);
     out.extend_from_slice(iv);
-    out.extend_from_slice(&sealed);
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+    // Only fails for plaintexts beyond 64 GiB, which no caller can produce.
+    match key
+        .gcm()
+        .encrypt_in_place_detached(Nonce::from_slice(iv), aad, &mut out[GCM_IV_LEN..])
+    {
+        Ok(tag) => out.extend_from_slice(&tag),
+        Err(_) => out.clear(),
+    }
     out
 }
 
@@ -114,8 +168,7 @@ pub fn gcm_open_parts(key: &SecretKey, iv: &[u8], sealed: &[u8], aad: &[u8]) -> 
     if iv.len() != GCM_IV_LEN || sealed.len() < GCM_TAG_LEN {
         return Err(DecryptError);
     }
-    let cipher = Aes256Gcm::new(key.expose().into());
-    cipher
+    key.gcm()
         .decrypt(Nonce::from_slice(iv), Payload { msg: sealed, aad })
         .map_err(|_| DecryptError)
 }
@@ -154,9 +207,11 @@ pub fn ctr_apply(key: &[u8], counter_block: &[u8; 16], data: &mut [u8]) -> Resul
         Ok(())
     }
     match key.len() {
-        16 => run::<ctr::Ctr128BE<aes::Aes128>>(key, counter_block, data),
-        24 => run::<ctr::Ctr128BE<aes::Aes192>>(key, counter_block, data),
-        32 => run::<ctr::Ctr128BE<aes::Aes256>>(key, counter_block, data),
+        // CTR only encrypts: the encrypt-only ciphers skip the decryption key schedule, which a
+        // per-bucket key (raw UID v4) would otherwise pay on every identity.
+        16 => run::<ctr::Ctr128BE<aes::Aes128Enc>>(key, counter_block, data),
+        24 => run::<ctr::Ctr128BE<aes::Aes192Enc>>(key, counter_block, data),
+        32 => run::<ctr::Ctr128BE<aes::Aes256Enc>>(key, counter_block, data),
         _ => Err(InvalidKeyLength),
     }
 }
@@ -190,6 +245,31 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clones_share_one_key_schedule() {
+        let key = SecretKey::from_bytes([7; 32]);
+        let copy = key.clone();
+        let sealed = gcm_seal_with_iv(&copy, &[1; 12], b"text", b"");
+        assert!(
+            key.gcm.get().is_some(),
+            "expanded through the clone, visible to the original"
+        );
+        assert!(Arc::ptr_eq(&key.gcm, &copy.gcm));
+        assert_eq!(gcm_open(&key, &sealed, b"").expect("opens"), b"text");
+        let mut wiped = key.clone();
+        wiped.zeroize();
+        assert_eq!(wiped.expose(), &[0; 32]);
+        assert!(wiped.gcm.get().is_none(), "a zeroized key drops its schedule");
+        assert!(gcm_open(&wiped, &sealed, b"").is_err());
+    }
+
+    #[test]
+    fn sealing_parts_equals_sealing_their_concatenation() {
+        let key = SecretKey::from_bytes([9; 32]);
+        let whole = gcm_seal_with_iv(&key, &[3; 12], b"abcdef", b"aad");
+        assert_eq!(gcm_seal_parts(&key, &[3; 12], &[b"ab", b"", b"cdef"], b"aad"), whole);
+    }
 
     fn key(hex_key: &str) -> SecretKey {
         SecretKey::from_slice(&hex::decode(hex_key).expect("hex")).expect("32 bytes")

@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::crypto::{gcm_open, gcm_seal, SecretKey};
+use crate::crypto::{gcm_open, gcm_seal_concat, SecretKey};
 use crate::entropy::Entropy;
 use crate::identity::IdentityScope;
 use crate::reader::Reader;
@@ -158,7 +158,12 @@ fn open_bytes(bytes: &[u8], secret: &SecretKey, now_ms: i64) -> Result<OpenedReq
     } else {
         // The reference decodes the payload as UTF-8 with replacement characters before parsing,
         // so invalid UTF-8 inside a string is not an error there either.
-        match serde_json::from_str::<Value>(&String::from_utf8_lossy(json)) {
+        // Valid UTF-8 (the normal case) is checked by the fast validator and parsed in place.
+        let text = match std::str::from_utf8(json) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(json),
+        };
+        match serde_json::from_str::<Value>(&text) {
             Ok(Value::Object(map)) => Some(map),
             _ => return Err(EnvelopeError::PayloadNotJson),
         }
@@ -193,11 +198,7 @@ pub fn seal_response(
     json: &[u8],
     entropy: &dyn Entropy,
 ) -> Vec<u8> {
-    let mut plain = Vec::with_capacity(16 + json.len());
-    plain.extend_from_slice(&now_ms.to_be_bytes());
-    plain.extend_from_slice(nonce);
-    plain.extend_from_slice(json);
-    gcm_seal(secret, &plain, &[], entropy)
+    gcm_seal_concat(secret, &[&now_ms.to_be_bytes(), nonce, json], &[], entropy)
 }
 
 /// The SDK's side of the envelope, for tests, benchmarks and tools.

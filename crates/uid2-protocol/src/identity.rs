@@ -128,13 +128,13 @@ impl Dii<'_> {
         let hash = match *self {
             Self::Email(text) => {
                 let normalized = email::normalize(text)?;
-                sha256(&[normalized.as_bytes()]).to_vec()
+                IdentityHash::sha256(normalized.as_bytes())
             }
             Self::Phone(text) => {
                 if !phone::is_normalized(text) {
                     return None;
                 }
-                sha256(&[text.as_bytes()]).to_vec()
+                IdentityHash::sha256(text.as_bytes())
             }
             Self::EmailHash(text) | Self::PhoneHash(text) => parse_hash_input(text)?,
         };
@@ -150,7 +150,57 @@ impl Dii<'_> {
 #[derive(Clone, PartialEq, Eq)]
 pub struct HashedIdentity {
     pub id_type: IdentityType,
-    pub hash: Vec<u8>,
+    pub hash: IdentityHash,
+}
+
+/// The bytes of an identity hash, held inline (at most 33): an identity map request carries
+/// thousands, and none of them needs the heap.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct IdentityHash {
+    bytes: [u8; 33],
+    len: u8,
+}
+
+impl Default for IdentityHash {
+    fn default() -> Self {
+        Self { bytes: [0; 33], len: 0 }
+    }
+}
+
+impl IdentityHash {
+    /// The longest hash a request can carry: 44 base64 characters decode to at most 33 bytes.
+    pub const MAX_LEN: usize = 33;
+
+    /// `None` when `bytes` is longer than [`Self::MAX_LEN`].
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        let mut hash = Self::default();
+        hash.bytes.get_mut(..bytes.len())?.copy_from_slice(bytes);
+        hash.len = u8::try_from(bytes.len()).ok()?;
+        Some(hash)
+    }
+
+    fn sha256(input: &[u8]) -> Self {
+        let mut hash = Self {
+            bytes: [0; 33],
+            len: 32,
+        };
+        hash.bytes[..32].copy_from_slice(&sha256(&[input]));
+        hash
+    }
+}
+
+impl std::ops::Deref for IdentityHash {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for IdentityHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdentityHash(..)")
+    }
 }
 
 impl std::fmt::Debug for HashedIdentity {
@@ -163,15 +213,25 @@ impl std::fmt::Debug for HashedIdentity {
 
 /// Accepts a caller-supplied hash: 44 characters that decode as base64 (any decoded length, as
 /// in the reference), or 64 hexadecimal characters of either case. Anything else is invalid.
-pub fn parse_hash_input(text: &str) -> Option<Vec<u8>> {
+pub fn parse_hash_input(text: &str) -> Option<IdentityHash> {
     match text.len() {
-        44 => crate::base64::decode(text).ok(),
-        64 => decode_hex(text),
+        44 => crate::base64::decode_small(text.as_bytes())
+            .and_then(|(bytes, len)| IdentityHash::from_slice(&bytes[..len])),
+        64 => {
+            let mut hash = IdentityHash {
+                bytes: [0; 33],
+                len: 32,
+            };
+            for (out, pair) in hash.bytes.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+                *out = decode_hex_pair(pair)?;
+            }
+            Some(hash)
+        }
         _ => None,
     }
 }
 
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
+fn decode_hex_pair(pair: &[u8]) -> Option<u8> {
     fn nibble(c: u8) -> Option<u8> {
         match c {
             b'0'..=b'9' => Some(c - b'0'),
@@ -180,14 +240,18 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
             _ => None,
         }
     }
-    text.as_bytes()
-        .chunks_exact(2)
-        .map(|pair| Some((nibble(pair[0])? << 4) | nibble(pair[1])?))
-        .collect()
+    match pair {
+        [high, low] => Some((nibble(*high)? << 4) | nibble(*low)?),
+        _ => None,
+    }
 }
 
 /// `SHA-256(ASCII(b64(identity hash)) ‖ UTF-8(first-level salt))`.
 pub fn first_level_hash(identity_hash: &[u8], first_level_salt: &str) -> [u8; 32] {
+    if identity_hash.len() <= IdentityHash::MAX_LEN {
+        let text = crate::base64::encode_small(identity_hash);
+        return sha256(&[text.as_bytes(), first_level_salt.as_bytes()]);
+    }
     let text = crate::base64::encode(identity_hash);
     sha256(&[text.as_bytes(), first_level_salt.as_bytes()])
 }

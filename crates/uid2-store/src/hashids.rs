@@ -48,9 +48,10 @@ fn shuffle(letters: &mut [u8], key: &[u16]) {
     }
 }
 
-fn as_units(letters: &[u8]) -> Vec<u16> {
-    letters.iter().map(|&b| u16::from(b)).collect()
-}
+/// Longest alphabet this encoder keeps (the default one has 48 letters after the separators).
+const MAX_ALPHABET: usize = 64;
+/// Longest hash it writes; a larger minimum length is clamped to this. Bucket ids use 9.
+pub const MAX_MIN_LENGTH: usize = 64;
 
 impl Hashids {
     pub fn new(salt: &str, min_length: usize) -> Self {
@@ -66,7 +67,7 @@ impl Hashids {
         // The separators are shuffled too, but only multi-number hashes use them.
         Self {
             salt,
-            min_length,
+            min_length: min_length.min(MAX_MIN_LENGTH),
             alphabet,
             guards,
         }
@@ -74,70 +75,97 @@ impl Hashids {
 
     /// The hash of one number; empty for negative numbers, as in the library.
     pub fn encode(&self, number: i64) -> String {
+        let mut out = Vec::with_capacity(self.min_length.max(12));
+        self.encode_to(number, &mut out);
+        // Every byte comes from the ASCII alphabet.
+        out.into_iter().map(char::from).collect()
+    }
+
+    /// [`Self::encode`] appended to `out`, on the stack otherwise: identity map v2 writes one
+    /// per mapped identity.
+    pub fn encode_to(&self, number: i64, out: &mut Vec<u8>) {
         let Ok(number) = u64::try_from(number) else {
-            return String::new();
+            return;
         };
         let len = self.alphabet.len();
-        if len == 0 || self.guards.is_empty() {
-            return String::new();
+        if len == 0 || len > MAX_ALPHABET || self.guards.is_empty() {
+            return;
         }
         // `len` and the guard count are small constants, so these conversions are lossless.
         let len_u64 = len as u64;
         let number_hash = number % 100;
         let lottery = self.alphabet[(number_hash % len_u64) as usize];
 
-        let mut alphabet = self.alphabet.clone();
-        let mut key = vec![u16::from(lottery)];
-        key.extend_from_slice(&self.salt);
-        key.extend(as_units(&alphabet));
-        key.truncate(len);
-        shuffle(&mut alphabet, &key);
+        let mut alphabet = [0u8; MAX_ALPHABET];
+        alphabet[..len].copy_from_slice(&self.alphabet);
+        let alphabet = &mut alphabet[..len];
+        // The shuffle key: the lottery letter, the salt, then the alphabet, cut to `len`.
+        let mut key = [0u16; MAX_ALPHABET];
+        let key_units = std::iter::once(u16::from(lottery))
+            .chain(self.salt.iter().copied())
+            .chain(alphabet.iter().map(|&b| u16::from(b)));
+        for (slot, unit) in key[..len].iter_mut().zip(key_units) {
+            *slot = unit;
+        }
+        shuffle(alphabet, &key[..len]);
 
-        let mut digits = Vec::new();
+        // Base-`len` digits, most significant first; a u64 needs at most 12 in base 44.
+        let mut digits = [0u8; 64];
+        let mut start = digits.len();
         let mut rest = number;
         loop {
-            digits.push(alphabet[(rest % len_u64) as usize]);
+            start -= 1;
+            digits[start] = alphabet[(rest % len_u64) as usize];
             rest /= len_u64;
-            if rest == 0 {
+            if rest == 0 || start == 0 {
                 break;
             }
         }
-        digits.reverse();
 
-        let mut out = Vec::with_capacity(self.min_length.max(digits.len() + 1));
-        out.push(lottery);
-        out.extend_from_slice(&digits);
-
+        // The hash grows to `min_length` at most, plus a whole alphabet while padding.
+        let mut hash = [0u8; MAX_MIN_LENGTH + 2 * MAX_ALPHABET];
+        let mut n = 0;
+        for &letter in std::iter::once(&lottery).chain(&digits[start..]) {
+            hash[n] = letter;
+            n += 1;
+        }
         let guard_at = |anchor: u8| {
             let index = (number_hash + u64::from(anchor)) % self.guards.len() as u64;
             self.guards[index as usize]
         };
-        // `out` holds the lottery and at least one digit, so after the first guard it has at
+        // The hash holds the lottery and at least one digit, so after the first guard it has at
         // least three letters; every index below is in range.
-        if out.len() < self.min_length {
-            out.insert(0, guard_at(out[0]));
-            if out.len() < self.min_length {
-                out.push(guard_at(out[2]));
+        if n < self.min_length {
+            hash.copy_within(..n, 1);
+            hash[0] = guard_at(hash[1]);
+            n += 1;
+            if n < self.min_length {
+                hash[n] = guard_at(hash[2]);
+                n += 1;
             }
         }
 
         let half = len / 2;
-        while out.len() < self.min_length {
-            let key = as_units(&alphabet);
-            shuffle(&mut alphabet, &key);
-            let mut padded = Vec::with_capacity(out.len() + len);
-            padded.extend_from_slice(&alphabet[half..]);
-            padded.extend_from_slice(&out);
-            padded.extend_from_slice(&alphabet[..half]);
-            let excess = padded.len().saturating_sub(self.min_length);
-            if excess > 0 {
-                let start = excess / 2;
-                padded = padded[start..start + self.min_length].to_vec();
+        let mut key = [0u16; MAX_ALPHABET];
+        while n < self.min_length {
+            for (slot, &letter) in key[..len].iter_mut().zip(alphabet.iter()) {
+                *slot = u16::from(letter);
             }
-            out = padded;
+            shuffle(alphabet, &key[..len]);
+            // alphabet[half..] ‖ hash ‖ alphabet[..half], then the middle `min_length` letters.
+            let right = len - half;
+            hash.copy_within(..n, right);
+            hash[..right].copy_from_slice(&alphabet[half..]);
+            hash[right + n..right + n + half].copy_from_slice(&alphabet[..half]);
+            n += len;
+            let excess = n.saturating_sub(self.min_length);
+            if excess > 0 {
+                let cut = excess / 2;
+                hash.copy_within(cut..cut + self.min_length, 0);
+                n = self.min_length;
+            }
         }
-        // Every byte comes from the ASCII alphabet.
-        out.into_iter().map(char::from).collect()
+        out.extend_from_slice(&hash[..n]);
     }
 }
 

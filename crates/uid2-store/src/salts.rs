@@ -21,7 +21,7 @@
 //! so a bad file keeps the previous snapshot rather than breaking requests.
 
 use uid2_protocol::crypto::InvalidKeyLength;
-use uid2_protocol::identity::raw_uid::{self, BucketKey};
+use uid2_protocol::identity::raw_uid::{self, BucketKey, RawUid};
 use uid2_protocol::identity::{bucket_index, IdentityEnvironment, IdentityScope, IdentityType};
 use zeroize::Zeroizing;
 
@@ -112,17 +112,23 @@ fn raw_uid(
     id_type: IdentityType,
     env: IdentityEnvironment,
     identity_v3: bool,
-) -> Result<Vec<u8>, RawUidError> {
+) -> Result<RawUid, RawUidError> {
     match (salt, key) {
         (Some(salt), _) => {
             let v2 = raw_uid::v2(flh, salt);
             Ok(if identity_v3 {
-                raw_uid::v3(scope, id_type, &v2).to_vec()
+                RawUid::from_33(raw_uid::v3(scope, id_type, &v2))
             } else {
-                v2.to_vec()
+                RawUid::from_v2(v2)
             })
         }
-        (None, Some(key)) => Ok(raw_uid::v4(scope, id_type, env, flh, key.bucket_key())?.to_vec()),
+        (None, Some(key)) => Ok(RawUid::from_33(raw_uid::v4(
+            scope,
+            id_type,
+            env,
+            flh,
+            key.bucket_key(),
+        )?)),
         (None, None) => Err(RawUidError::NoSecret),
     }
 }
@@ -168,7 +174,7 @@ impl SaltEntry {
         id_type: IdentityType,
         env: IdentityEnvironment,
         identity_v3: bool,
-    ) -> Result<Vec<u8>, RawUidError> {
+    ) -> Result<RawUid, RawUidError> {
         raw_uid(
             self.current_salt(),
             self.current_key(),
@@ -191,7 +197,7 @@ impl SaltEntry {
         env: IdentityEnvironment,
         identity_v3: bool,
         now_ms: i64,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<RawUid> {
         // Integer division truncates toward zero, as Java's does, so a bucket "rotated in the
         // future" (as the reference's sample salts are) counts as recent.
         let age_days = now_ms.saturating_sub(self.last_updated_ms) / DAY_MS;
@@ -377,11 +383,16 @@ impl SaltStore {
     /// The public id of a bucket (`bucket_id` in the API): `id_prefix` + Hashids(`id_secret`,
     /// minimum length 9) of its `id`.
     pub fn bucket_id(&self, entry: &SaltEntry) -> String {
-        format!(
-            "{}{}",
-            self.bucket_ids.prefix,
-            self.bucket_ids.hashids.encode(i64::from(entry.id))
-        )
+        let mut text = Vec::with_capacity(self.bucket_ids.prefix.len() + 16);
+        self.write_bucket_id(entry, &mut text);
+        // The prefix is text and Hashids writes ASCII letters.
+        String::from_utf8(text).unwrap_or_default()
+    }
+
+    /// [`Self::bucket_id`] appended to `out` without allocating.
+    pub fn write_bucket_id(&self, entry: &SaltEntry, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.bucket_ids.prefix.as_bytes());
+        self.bucket_ids.hashids.encode_to(i64::from(entry.id), out);
     }
 
     /// The first-level salt, used as text.

@@ -6,14 +6,15 @@
 //! 400 "<field> must be an array". `identifier` echoes the input as sent. `unmapped` is omitted
 //! when empty. No item limit beyond the 1 MiB body.
 
+use std::borrow::Cow;
+
 use axum::extract::{Request, State};
 use axum::response::Response;
-use serde::Serialize;
 use serde_json::Value;
-use uid2_protocol::base64;
 use uid2_protocol::identity::Dii;
 use uid2_store::Role;
 
+use crate::answer;
 use crate::error::ApiError;
 use crate::input::missing_input_message;
 use crate::mapping::{map_dii, MapOutcome};
@@ -21,27 +22,10 @@ use crate::request::{enveloped, Enveloped, Reply};
 use crate::service_link;
 use crate::state::AppState;
 
-#[derive(Serialize)]
-struct MappedItem {
-    identifier: Value,
-    advertising_id: String,
-    bucket_id: String,
-}
-
-#[derive(Serialize)]
-struct UnmappedItem {
-    identifier: Value,
-    reason: &'static str,
-}
-
-#[derive(Serialize)]
-struct MapResponse {
-    mapped: Vec<MappedItem>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    unmapped: Vec<UnmappedItem>,
-}
-
 const FIELDS: [&str; 4] = ["email", "email_hash", "phone", "phone_hash"];
+
+/// Bytes of one mapped item, for sizing the answer buffer.
+const ITEM_BYTES: usize = 130;
 
 pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Response {
     enveloped(app, &[Role::Mapper], request, |app, req| async move { map(&app, &req) }).await
@@ -76,47 +60,84 @@ fn map(app: &AppState, req: &Enveloped) -> Result<Reply, ApiError> {
 
     service_link::validate(config, &req.serving, &req.caller, req.payload.as_ref())?;
 
-    let mut response = MapResponse {
-        mapped: Vec::with_capacity(items.len()),
-        unmapped: Vec::new(),
-    };
     let (mut invalid, mut optout) = (0u64, 0u64);
-    for item in items {
-        // Read as text like the reference's `getString` (a number becomes its digits), and echo
-        // that text; only JSON null stays null.
-        let text = match item {
-            Value::Null => None,
-            Value::String(s) => Some(s.clone()),
-            other => Some(other.to_string()),
-        };
-        let identifier = text.clone().map_or(Value::Null, Value::String);
-        let dii = text.as_deref().map(|t| match field {
-            "email" => Dii::Email(t),
-            "email_hash" => Dii::EmailHash(t),
-            "phone" => Dii::Phone(t),
-            _ => Dii::PhoneHash(t),
-        });
-        match map_dii(app, &req.serving, dii, req.now_ms)? {
-            MapOutcome::Mapped(m) => response.mapped.push(MappedItem {
-                identifier,
-                advertising_id: base64::encode(&m.raw_uid),
-                bucket_id: m.bucket_id,
-            }),
-            MapOutcome::OptOut => {
-                optout += 1;
-                response.unmapped.push(UnmappedItem {
-                    identifier,
-                    reason: "optout",
-                });
-            }
-            MapOutcome::Invalid => {
-                invalid += 1;
-                response.unmapped.push(UnmappedItem {
-                    identifier,
-                    reason: "invalid identifier",
-                });
-            }
+    let mut failure = None;
+    // Unmapped items are rare; they are collected apart and appended after `mapped`.
+    let mut unmapped: Vec<u8> = Vec::new();
+    let salts = &req.serving.store.salts;
+    let reply = Reply::success_written(items.len() * ITEM_BYTES, |out| {
+        out.extend_from_slice(br#"{"mapped":["#);
+        let mut first_mapped = true;
+        let mut first_unmapped = true;
+        for item in items {
+            // Read as text like the reference's `getString` (a number becomes its digits), and
+            // echo that text; only JSON null stays null.
+            let text: Option<Cow<'_, str>> = match item {
+                Value::Null => None,
+                Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+                other => Some(Cow::Owned(other.to_string())),
+            };
+            let dii = text.as_deref().map(|t| match field {
+                "email" => Dii::Email(t),
+                "email_hash" => Dii::EmailHash(t),
+                "phone" => Dii::Phone(t),
+                _ => Dii::PhoneHash(t),
+            });
+            let identifier = |out: &mut Vec<u8>| match text.as_deref() {
+                Some(t) => answer::string(out, t),
+                None => out.extend_from_slice(b"null"),
+            };
+            let reason = match map_dii(app, &req.serving, dii, req.now_ms) {
+                Ok(MapOutcome::Mapped(m)) => {
+                    answer::separator(out, &mut first_mapped);
+                    out.extend_from_slice(br#"{"identifier":"#);
+                    identifier(out);
+                    out.extend_from_slice(br#","advertising_id":"#);
+                    answer::base64(out, &m.raw_uid);
+                    out.extend_from_slice(br#","bucket_id":""#);
+                    let start = out.len();
+                    salts.write_bucket_id(m.entry, out);
+                    if out[start..].iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20) {
+                        // A prefix from the salts metadata that needs escaping: rare, do it right.
+                        let id = String::from_utf8_lossy(&out[start..]).into_owned();
+                        out.truncate(start - 1);
+                        answer::string(out, &id);
+                        out.push(b'}');
+                    } else {
+                        out.extend_from_slice(b"\"}");
+                    }
+                    continue;
+                }
+                Ok(MapOutcome::OptOut) => {
+                    optout += 1;
+                    "optout"
+                }
+                Ok(MapOutcome::Invalid) => {
+                    invalid += 1;
+                    "invalid identifier"
+                }
+                Err(error) => {
+                    failure.get_or_insert(error);
+                    continue;
+                }
+            };
+            answer::separator(&mut unmapped, &mut first_unmapped);
+            unmapped.extend_from_slice(br#"{"identifier":"#);
+            identifier(&mut unmapped);
+            unmapped.extend_from_slice(br#","reason":"#);
+            answer::string(&mut unmapped, reason);
+            unmapped.push(b'}');
         }
+        out.push(b']');
+        if !unmapped.is_empty() {
+            out.extend_from_slice(br#","unmapped":["#);
+            out.extend_from_slice(&unmapped);
+            out.push(b']');
+        }
+        out.push(b'}');
+    });
+    if let Some(error) = failure {
+        return Err(error);
     }
     app.metrics().identity_map(
         &req.caller.contact,
@@ -125,5 +146,5 @@ fn map(app: &AppState, req: &Enveloped) -> Result<Reply, ApiError> {
         invalid,
         optout,
     );
-    Reply::success(&response)
+    Ok(reply)
 }

@@ -6,14 +6,15 @@
 //! key (even `link_id`), a non-array value or a null element is 400 "Incorrect request format".
 //! Phone arrays are mapped even with phone support off.
 
+use std::borrow::Cow;
+
 use axum::extract::{Request, State};
 use axum::response::Response;
-use serde::Serialize;
 use serde_json::Value;
-use uid2_protocol::base64;
 use uid2_protocol::identity::Dii;
 use uid2_store::Role;
 
+use crate::answer;
 use crate::error::ApiError;
 use crate::input::{MIXED_MISSING_EMAIL_ONLY, MIXED_MISSING_WITH_PHONE};
 use crate::mapping::{map_dii, MapOutcome};
@@ -21,29 +22,15 @@ use crate::request::{enveloped, Enveloped, Reply};
 use crate::service_link;
 use crate::state::AppState;
 
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Item {
-    Mapped { u: String, p: Option<String>, r: i64 },
-    Unmapped { e: &'static str },
-}
-
-#[derive(Serialize, Default)]
-struct MapResponse {
-    email: Vec<Item>,
-    email_hash: Vec<Item>,
-    phone: Vec<Item>,
-    phone_hash: Vec<Item>,
-}
-
 const FIELDS: [&str; 4] = ["email", "email_hash", "phone", "phone_hash"];
 
 pub(crate) async fn handle(State(app): State<AppState>, request: Request) -> Response {
     enveloped(app, &[Role::Mapper], request, |app, req| async move { map(&app, &req) }).await
 }
 
-/// The four input arrays as strings, or the reference's format error.
-fn bind(req: &Enveloped, phone_support: bool) -> Result<[Vec<String>; 4], ApiError> {
+/// The four input arrays as text (a number or boolean item reads as its JSON text), or the
+/// reference's format error.
+fn bind(req: &Enveloped, phone_support: bool) -> Result<[Vec<Cow<'_, str>>; 4], ApiError> {
     let missing = || {
         ApiError::client_error(if phone_support {
             MIXED_MISSING_WITH_PHONE
@@ -56,15 +43,16 @@ fn bind(req: &Enveloped, phone_support: bool) -> Result<[Vec<String>; 4], ApiErr
     if payload.keys().any(|k| !FIELDS.contains(&k.as_str())) {
         return Err(format_error());
     }
-    let mut out: [Vec<String>; 4] = Default::default();
+    let mut out: [Vec<Cow<'_, str>>; 4] = Default::default();
     for (slot, field) in out.iter_mut().zip(FIELDS) {
         match payload.get(field) {
             None | Some(Value::Null) => {}
             Some(Value::Array(items)) => {
+                slot.reserve(items.len());
                 for item in items {
                     slot.push(match item {
-                        Value::String(s) => s.clone(),
-                        Value::Number(_) | Value::Bool(_) => item.to_string(),
+                        Value::String(s) => Cow::Borrowed(s.as_str()),
+                        Value::Number(_) | Value::Bool(_) => Cow::Owned(item.to_string()),
                         _ => return Err(format_error()),
                     });
                 }
@@ -75,49 +63,69 @@ fn bind(req: &Enveloped, phone_support: bool) -> Result<[Vec<String>; 4], ApiErr
     Ok(out)
 }
 
+/// Bytes of one mapped item, for sizing the answer buffer.
+const ITEM_BYTES: usize = 110;
+
 fn map(app: &AppState, req: &Enveloped) -> Result<Reply, ApiError> {
     let config = app.config();
     let inputs = bind(req, config.phone_support)?;
     service_link::validate(config, &req.serving, &req.caller, req.payload.as_ref())?;
 
-    let mut response = MapResponse::default();
+    let total: usize = inputs.iter().map(Vec::len).sum();
     let (mut invalid, mut optout) = (0u64, 0u64);
-    let outputs = [
-        &mut response.email,
-        &mut response.email_hash,
-        &mut response.phone,
-        &mut response.phone_hash,
-    ];
-    for ((field, values), output) in FIELDS.iter().zip(&inputs).zip(outputs) {
-        output.reserve(values.len());
-        for value in values {
-            let dii = match *field {
-                "email" => Dii::Email(value),
-                "email_hash" => Dii::EmailHash(value),
-                "phone" => Dii::Phone(value),
-                _ => Dii::PhoneHash(value),
-            };
-            output.push(match map_dii(app, &req.serving, Some(dii), req.now_ms)? {
-                MapOutcome::Mapped(m) => Item::Mapped {
-                    u: base64::encode(&m.raw_uid),
-                    p: m.previous_raw_uid.as_deref().map(base64::encode),
-                    r: m.refresh_from_ms / 1000,
-                },
-                MapOutcome::OptOut => {
-                    optout += 1;
-                    Item::Unmapped { e: "optout" }
-                }
-                MapOutcome::Invalid => {
-                    invalid += 1;
-                    Item::Unmapped {
-                        e: "invalid identifier",
+    let mut failure = None;
+    let reply = Reply::success_written(total * ITEM_BYTES, |out| {
+        out.push(b'{');
+        for (index, (field, values)) in FIELDS.iter().zip(&inputs).enumerate() {
+            if index > 0 {
+                out.push(b',');
+            }
+            answer::string(out, field);
+            out.extend_from_slice(b":[");
+            let mut first = true;
+            for value in values {
+                let dii = match *field {
+                    "email" => Dii::Email(value),
+                    "email_hash" => Dii::EmailHash(value),
+                    "phone" => Dii::Phone(value),
+                    _ => Dii::PhoneHash(value),
+                };
+                answer::separator(out, &mut first);
+                match map_dii(app, &req.serving, Some(dii), req.now_ms) {
+                    Ok(MapOutcome::Mapped(m)) => {
+                        out.extend_from_slice(b"{\"u\":");
+                        answer::base64(out, &m.raw_uid);
+                        out.extend_from_slice(b",\"p\":");
+                        match m.previous_raw_uid(&req.serving, config, req.now_ms) {
+                            Some(previous) => answer::base64(out, &previous),
+                            None => out.extend_from_slice(b"null"),
+                        }
+                        out.extend_from_slice(b",\"r\":");
+                        answer::integer(out, m.entry.mapped_refresh_from_ms(req.now_ms) / 1000);
+                        out.push(b'}');
+                    }
+                    Ok(MapOutcome::OptOut) => {
+                        optout += 1;
+                        out.extend_from_slice(br#"{"e":"optout"}"#);
+                    }
+                    Ok(MapOutcome::Invalid) => {
+                        invalid += 1;
+                        out.extend_from_slice(br#"{"e":"invalid identifier"}"#);
+                    }
+                    Err(error) => {
+                        failure.get_or_insert(error);
                     }
                 }
-            });
+            }
+            out.push(b']');
         }
+        out.push(b'}');
+    });
+    if let Some(error) = failure {
+        return Err(error);
     }
     let counts: Vec<(&str, usize)> = FIELDS.iter().zip(&inputs).map(|(f, v)| (*f, v.len())).collect();
     app.metrics()
         .identity_map(&req.caller.contact, "/v3/identity/map", &counts, invalid, optout);
-    Reply::success(&response)
+    Ok(reply)
 }

@@ -12,8 +12,43 @@ use crate::crypto::{ctr_apply, sha256, InvalidKeyLength};
 
 /// Raw UID v2.
 pub fn v2(flh: &[u8; 32], salt: &str) -> [u8; 32] {
-    let text = crate::base64::encode(flh);
+    let text = crate::base64::encode_small(flh);
     sha256(&[text.as_bytes(), salt.as_bytes()])
+}
+
+/// A raw UID of any version (32 bytes for v2, 33 for v3 and v4), held inline: identity map
+/// answers carry thousands.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RawUid {
+    bytes: [u8; 33],
+    len: u8,
+}
+
+impl RawUid {
+    pub fn from_v2(v2: [u8; 32]) -> Self {
+        let mut bytes = [0u8; 33];
+        bytes[..32].copy_from_slice(&v2);
+        Self { bytes, len: 32 }
+    }
+
+    /// A 33-byte (v3 or v4) raw UID.
+    pub fn from_33(bytes: [u8; 33]) -> Self {
+        Self { bytes, len: 33 }
+    }
+}
+
+impl std::ops::Deref for RawUid {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for RawUid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RawUid(..)")
+    }
 }
 
 /// The one-byte prefix of a raw UID v3: scope and type, no version bit.

@@ -302,7 +302,7 @@ fn hash_input_forms() {
         "0C7E6A405862E402EB76A70F8A26FC732D07C32931E9FAE9AB1582911D2E8A3B",
         "0c7e6a405862e402eb76a70f8a26fc732d07c32931e9fae9ab1582911d2e8a3b",
     ] {
-        assert_eq!(parse_hash_input(input), Some(expected.clone()), "{input}");
+        assert_eq!(parse_hash_input(input).as_deref(), Some(&expected[..]), "{input}");
     }
     assert_eq!(
         parse_hash_input("DH5qQFhi5ALrdqcPiib8cy0Hwykx6frpqxWCkR0uijsA").map(|h| h.len()),

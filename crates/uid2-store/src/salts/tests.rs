@@ -406,7 +406,9 @@ fn previous_uid_only_within_90_whole_days() {
     assert!(previous(entries[1], day).is_none(), "nothing previous");
     assert_eq!(
         previous(entries[0], day),
-        Some(uid2_protocol::identity::raw_uid::v2(&flh, "old").to_vec())
+        Some(uid2_protocol::identity::raw_uid::RawUid::from_v2(
+            uid2_protocol::identity::raw_uid::v2(&flh, "old")
+        ))
     );
 }
 
