@@ -62,6 +62,10 @@ done
 # Each load run is also bounded by uid2-load's own caps (600 s, 10 M requests).
 if [ "$seconds" -lt 1 ] || [ "$seconds" -gt 60 ]; then echo "--seconds: 1..60" >&2; exit 64; fi
 
+for tool in cargo curl jq python3; do
+    command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
+done
+
 work="$(mktemp -d /tmp/uid2-load-bench.XXXXXX)"
 server_pid=""
 core_pid=""
@@ -201,16 +205,15 @@ floor_run() {
 }
 
 # --- the operator's configuration -----------------------------------------------------------
+# Local: the store directory itself. Attested: the repository's local-Core configuration, pointed
+# at this run's Core port. One worker either way.
 if [ "$mode" = local ]; then
-    python3 -c 'import json, sys; print(json.dumps({"local_store_dir": sys.argv[1], "service_instances": 1,
-        "http_port": int(sys.argv[2]), "metrics_port": int(sys.argv[3])}))' \
-        "$store" "$api_port" "$metrics_port" >"$work/operator.json"
+    echo '{}' | jq --arg dir "$store" '{local_store_dir: $dir}'
 else
     sed -e "s#127.0.0.1:8088#127.0.0.1:$core_port#g" conf/attested-local-config.json |
-        python3 -c 'import json, sys; c = json.load(sys.stdin); c.update(service_instances=1,
-            http_port=int(sys.argv[1]), metrics_port=int(sys.argv[2]), optout_data_dir=sys.argv[3]);
-            print(json.dumps(c))' "$api_port" "$metrics_port" "$work/optout/" >"$work/operator.json"
-fi
+        jq --arg dir "$work/optout/" '. + {optout_data_dir: $dir}'
+fi | jq --argjson api "$api_port" --argjson metrics "$metrics_port" \
+    '. + {service_instances: 1, http_port: $api, metrics_port: $metrics}' >"$work/operator.json"
 
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(uname -r)"
 echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- crates 2>/dev/null || echo ' (+ uncommitted changes under crates/)')"
@@ -240,7 +243,7 @@ wait_healthy "$url/ops/healthcheck" 120 "$work/operator.log"
 startup=$(awk -v a="$started" -v b="$(now)" 'BEGIN {printf "%.2f", b - a}')
 ready_rss=$(kib VmRSS)
 ready_hwm=$(kib VmHWM)
-held_optouts=$(curl -s "http://127.0.0.1:$metrics_port/metrics" | awk '$1 == "uid2_optout_entries" {print $2}')
+held_optouts=$(curl -s "http://127.0.0.1:$metrics_port/metrics" | awk '$1 ~ /^uid2_optout_entries([{]|$)/ {print $2}')
 held_optouts="${held_optouts:-0}"
 
 warm_up generate
