@@ -93,14 +93,8 @@ if [ "$build" = 1 ]; then
 fi
 bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 
-server_cpu=()
-client_cpu=()
-pinning="none (server and client share every CPU)"
-if [ "$pin" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-    server_cpu=(taskset -c 0)
-    client_cpu=(taskset -c 1)
-    pinning="server on CPU 0, client on CPU 1 (taskset)"
-fi
+# shellcheck source=SCRIPTDIR/pinning.sh
+. benches/pinning.sh
 
 # --- the store ------------------------------------------------------------------------------
 store="$cache/store-$buckets-$optouts-seed7"

@@ -61,14 +61,8 @@ bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 operator="$bin/uid2-operator"
 load="$bin/uid2-load"
 
-server_cpu=()
-client_cpu=()
-pinning="none (server and client share every CPU)"
-if [ "$pin" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-    server_cpu=(taskset -c 0)
-    client_cpu=(taskset -c 1)
-    pinning="server on CPU 0, client on CPU 1 (taskset)"
-fi
+# shellcheck source=SCRIPTDIR/pinning.sh
+. benches/pinning.sh
 
 # The default ports, or the first offset at which both are free (port_offset shifts both).
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
