@@ -329,32 +329,31 @@ mod tests {
         run(&options).await.expect("the run starts")
     }
 
-    fn default_options() -> Options {
+    /// The defaults, with `requests` over `connections` at `rate`.
+    fn options(requests: u64, connections: usize, rate: Option<u64>) -> Options {
         match crate::cli::parse(std::iter::empty()) {
-            Ok(crate::cli::Command::Run(options)) => *options,
+            Ok(crate::cli::Command::Run(options)) => Options {
+                requests,
+                connections,
+                rate,
+                ..*options
+            },
             other => panic!("parse: {other:?}"),
         }
     }
 
     #[tokio::test]
     async fn the_floor_scenario_counts_fixed_answers() {
-        let mut options = default_options();
-        options.requests = 300;
-        options.connections = 4;
-        let summary = against_floor(options).await;
+        let summary = against_floor(options(300, 4, None)).await;
         assert!(summary.passed(), "{}", summary.text());
         assert_eq!((summary.ok, summary.identities, summary.rate), (300, 0, None));
     }
 
     #[tokio::test]
     async fn a_rate_spreads_the_requests_over_time() {
-        let mut options = default_options();
         // 100 requests at 400 per second: the last one is due 247.5 ms after the start.
-        options.requests = 100;
-        options.connections = 4;
-        options.rate = Some(400);
         let started = Instant::now();
-        let summary = against_floor(options).await;
+        let summary = against_floor(options(100, 4, Some(400))).await;
         let took = started.elapsed();
         assert!(summary.passed(), "{}", summary.text());
         assert_eq!(summary.ok, 100);
@@ -367,12 +366,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_rate_stops_at_the_duration_with_the_requests_due_inside_it() {
-        let mut options = default_options();
-        options.requests = 1_000_000;
-        options.connections = 2;
-        options.rate = Some(50);
-        options.duration = Duration::from_secs(1);
-        let summary = against_floor(options).await;
+        let summary = against_floor(Options {
+            duration: Duration::from_secs(1),
+            ..options(1_000_000, 2, Some(50))
+        })
+        .await;
         assert!(summary.passed(), "{}", summary.text());
         // 50 are due inside the second (the last at 980 ms); a stalled machine may miss a few.
         assert!((40..=50).contains(&summary.ok), "{}", summary.text());
