@@ -1,7 +1,8 @@
 //! Randomness as the protocol sees it: IVs, nonces and response keys.
 //!
-//! Production uses the operating system's CSPRNG. Tests replace it with [`ScriptedEntropy`] to
-//! pin every IV, which is how the reference's known-answer vectors are reproduced byte for byte.
+//! Production uses a CSPRNG seeded from the operating system's. Tests replace it with
+//! [`ScriptedEntropy`] to pin every IV, which is how the reference's known-answer vectors are
+//! reproduced byte for byte.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -13,13 +14,18 @@ pub trait Entropy: Send + Sync + std::fmt::Debug {
     fn fill(&self, out: &mut [u8]);
 }
 
-/// The operating system's CSPRNG.
+/// The operating system's CSPRNG, through `rand`'s per-thread generator (ChaCha12, seeded from
+/// the OS and reseeded from it every 64 KiB of output).
+///
+/// A token request takes five or six random values (IVs, nonce, response key); a `getrandom`
+/// system call for each was the largest single cost of token generation, and inside an SGX
+/// enclave every system call is far dearer.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OsEntropy;
 
 impl Entropy for OsEntropy {
     fn fill(&self, out: &mut [u8]) {
-        rand::rngs::OsRng.fill_bytes(out);
+        rand::thread_rng().fill_bytes(out);
     }
 }
 
