@@ -210,7 +210,12 @@ fi | jq --argjson api "$api_port" --argjson metrics "$metrics_port" \
     '. + {service_instances: 1, http_port: $api, metrics_port: $metrics}' >"$work/operator.json"
 
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(uname -r)"
-echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- crates 2>/dev/null || echo ' (+ uncommitted changes under crates/)')"
+if commit=$(git rev-parse --short HEAD 2>/dev/null); then
+    git diff --quiet HEAD -- crates testing tools || commit="$commit + uncommitted changes"
+else
+    commit="? (not a git checkout)"
+fi
+echo "commit:  $commit"
 echo "pinning: $pinning"
 echo "store:   $store ($buckets buckets, $store_optouts opt-outs; mode $mode)"
 echo "load:    $seconds s per run; $connections connections ($map_connections for maps, $batch email hashes per map request)"
