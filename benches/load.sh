@@ -61,7 +61,7 @@ case "$mode" in local | attested) ;; *) echo "--mode: local or attested" >&2; ex
 for n in "$seconds" "$connections" "$map_connections" "$batch"; do
     case "$n" in '' | *[!0-9]*) echo "not a whole number: $n" >&2; exit 64 ;; esac
 done
-# Each load run is also bounded by uid2-load's own caps (600 s, 10 M requests).
+# Each load run ends within --seconds + its 10 s request timeout (and uid2-load caps 600 s, 10 M).
 if [ "$seconds" -lt 1 ] || [ "$seconds" -gt 60 ]; then echo "--seconds: 1..60" >&2; exit 64; fi
 
 for tool in cargo curl jq python3; do
@@ -167,7 +167,7 @@ run_load() {
     started=$(now)
     TIMEFORMAT='%R %U %S'
     { time "${client_cpu[@]}" "$bin/uid2-load" --url "$url" --scenario "$scenario" \
-        --duration "$seconds" --requests 10000000 --connections "$conns" --batch "$batch" \
+        --duration "$seconds" --requests 10000000 --timeout 10 --connections "$conns" --batch "$batch" \
         --json "$@" >"$out" 2>"$out.err"; } 2>"$work/$row.time" || status=$?
     local server client
     server=$(awk -v t="$(($(cpu_ticks) - ticks_before))" -v hz="$clock_ticks" -v a="$started" -v b="$(now)" \
@@ -183,7 +183,7 @@ run_load() {
 
 # A short unmeasured run, so the first measured one does not pay for first touches.
 warm_up() {
-    "${client_cpu[@]}" "$bin/uid2-load" --url "$url" --scenario "$1" --duration 1 \
+    "${client_cpu[@]}" "$bin/uid2-load" --url "$url" --scenario "$1" --duration 1 --timeout 10 \
         --requests 100000 --connections "$connections" --batch "$batch" >/dev/null 2>&1 || true
 }
 
