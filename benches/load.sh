@@ -153,8 +153,13 @@ wait_healthy() {
     exit 1
 }
 
+# User-mode CPU time (clock ticks) of the whole machine and of the server: what neither the
+# server nor the client used during a run was other work on the machine, which spoils a figure.
+machine_user() { awk '$1 == "cpu" {print $2 + $3}' /proc/stat; }
+server_user() { awk '{print $14}' "/proc/$server_pid/stat"; }
+
 # One bounded uid2-load run against $url (scenario $1, row name $2, extra flags after), pinned
-# to the client CPU. Appends "row json server% client% peak-KiB" to $work/rows.
+# to the client CPU. Appends "row json server% client% other% peak-KiB" to $work/rows.
 failed_any=0
 run_load() {
     local scenario="$1" row="$2"
@@ -162,23 +167,29 @@ run_load() {
     local conns="$connections"
     case "$scenario" in map-*) conns="$map_connections" ;; esac
     local out="$work/$row.json" status=0
-    local ticks_before started
+    local ticks_before machine_before user_before started
     ticks_before=$(cpu_ticks)
+    machine_before=$(machine_user)
+    user_before=$(server_user)
     started=$(now)
     TIMEFORMAT='%R %U %S'
     { time "${client_cpu[@]}" "$bin/uid2-load" --url "$url" --scenario "$scenario" \
         --duration "$seconds" --requests 10000000 --timeout 10 --connections "$conns" --batch "$batch" \
         --json "$@" >"$out" 2>"$out.err"; } 2>"$work/$row.time" || status=$?
-    local server client
-    server=$(awk -v t="$(($(cpu_ticks) - ticks_before))" -v hz="$clock_ticks" -v a="$started" -v b="$(now)" \
+    local server client other ended
+    ended=$(now)
+    server=$(awk -v t="$(($(cpu_ticks) - ticks_before))" -v hz="$clock_ticks" -v a="$started" -v b="$ended" \
         'BEGIN {printf "%.0f", 100 * t / hz / (b - a)}')
     client=$(awk '{printf "%.0f", 100 * ($2 + $3) / $1}' "$work/$row.time")
+    other=$(awk -v m="$(($(machine_user) - machine_before))" -v s="$(($(server_user) - user_before))" \
+        -v c="$(awk '{print $2}' "$work/$row.time")" -v hz="$clock_ticks" -v a="$started" -v b="$ended" \
+        'BEGIN {o = 100 * ((m - s) / hz - c) / (b - a); printf "%.0f", (o > 0 ? o : 0)}')
     if [ "$status" != 0 ]; then
         failed_any=1
         echo "$row: uid2-load reported failures:" >&2
         cat "$out" "$out.err" >&2 || true
     fi
-    echo "$row $out $server $client $(kib VmHWM)" >>"$work/rows"
+    echo "$row $out $server $client $other $(kib VmHWM)" >>"$work/rows"
 }
 
 # A short unmeasured run, so the first measured one does not pay for first touches.
@@ -276,12 +287,12 @@ TARGET_IDS = 1_000_000
 
 rows = []
 for line in open(rows_file):
-    name, path, server, client, hwm = line.split()
+    name, path, server, client, other, hwm = line.split()
     try:
         summary = json.load(open(path))
     except (OSError, ValueError):
         summary = None
-    rows.append((name, summary, int(server), int(client), int(hwm) * 1024))
+    rows.append((name, summary, int(server), int(client), int(other), int(hwm) * 1024))
 
 def get(name):
     return next((s for n, s, *_ in rows if n == name and s), None)
@@ -294,18 +305,19 @@ floor = max(floors) if floors else 0.0
 def per_core(s, server):
     return s["req_per_s"] * 100 / server if server > 0 else 0.0
 
-floor_core = max((per_core(s, sv) for n, s, sv, *_ in rows if n.startswith("floor") and s), default=0.0)
+# The per-core figure of the same floor run as `floor`.
+floor_core = next((per_core(s, sv) for n, s, sv, *_ in rows if n.startswith("floor") and s and s["req_per_s"] == floor), 0.0)
 floor_p99 = min((s["latency_ms"]["p99"] for n, s, *_ in rows if n.startswith("floor") and s), default=None)
 
 def fmt(x, spec):
     return "-" if x is None else format(x, spec)
 
 head = (f"{'scenario':<14} {'conns':>5} {'rate':>7} {'req/s':>10} {'identities/s':>13} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'srv %':>6} {'cli %':>6} {'req/s/core':>10} {'peak RSS MiB':>13}  ratio to floor")
+        f"{'srv %':>6} {'cli %':>6} {'other %':>7} {'req/s/core':>10} {'peak RSS MiB':>13}  ratio to floor")
 print(head)
 print("-" * len(head))
 warnings = []
-for name, s, server, client, hwm in rows:
+for name, s, server, client, other, hwm in rows:
     if s is None:
         print(f"{name:<14} (no summary)")
         continue
@@ -324,14 +336,19 @@ for name, s, server, client, hwm in rows:
             ratio += f", p99 {lat['p99'] / floor_p99:.1f}x floor's"
     print(f"{name:<14} {s['connections']:>5} {fmt(s.get('rate'), 'd'):>7} {s['req_per_s']:>10.0f} "
           f"{fmt(s.get('identities_per_s'), '.0f'):>13} {fmt(lat['p50'], '.2f'):>8} {fmt(lat['p99'], '.2f'):>8} "
-          f"{server:>6} {client:>6} {per_core(s, server):>10.0f} {hwm / MIB:>13.1f}  {ratio}")
+          f"{server:>6} {client:>6} {other:>7} {per_core(s, server):>10.0f} {hwm / MIB:>13.1f}  {ratio}")
     if s.get("failed"):
         warnings.append(f"{name}: {s['failed']} failed requests {s.get('failures')}")
+    if other >= 5:
+        warnings.append(f"{name}: other processes used {other} % of a CPU during the run: run again when the machine is quiet")
     if client >= 90:
         warnings.append(f"{name}: the client used {client} % of its CPU: the figure may be the client's limit")
     if s.get("rate") is None and server < 90:
         warnings.append(f"{name}: the server used {server} % of its CPU: not saturated")
 
+print("(srv % / cli % = CPU time of the server / of uid2-load over the run's wall time, 100 = one core;")
+print(" other % = user CPU time of every other process then; req/s/core = req/s x 100 / srv %;")
+print(" latency of a --rate run counts from when a request was due if it went out late)")
 print()
 print(f"startup: healthy after {startup:.2f} s; RSS then {int(ready_rss) / 1024:.0f} MiB (peak so far {int(ready_hwm) / 1024:.0f} MiB)")
 print(f"store in memory: {store_bytes:,} bytes = salt file {int(salt_bytes):,} + 72 x {int(store_optouts):,} opt-outs "
