@@ -44,17 +44,17 @@ const COLUMNS: usize = 11;
 pub struct KeyMaterial {
     pub id: i32,
     /// Its UTF-8 bytes are the AES key (16, 24 or 32 of them).
-    pub key: Zeroizing<String>,
+    pub key: SecretText,
     /// Its UTF-8 bytes enter the IV derivation.
-    pub salt: Zeroizing<String>,
+    pub salt: SecretText,
 }
 
 impl KeyMaterial {
     fn bucket_key(&self) -> BucketKey<'_> {
         BucketKey {
             id: self.id,
-            key: &self.key,
-            salt: &self.salt,
+            key: self.key.as_str(),
+            salt: self.salt.as_str(),
         }
     }
 }
@@ -82,9 +82,9 @@ pub enum RawUidError {
 pub struct SaltEntry {
     id: i32,
     last_updated_ms: i64,
-    current_salt: Option<Zeroizing<String>>,
+    current_salt: Option<SecretText>,
     refresh_from_ms: i64,
-    previous_salt: Option<Zeroizing<String>>,
+    previous_salt: Option<SecretText>,
     current_key: Option<KeyMaterial>,
     previous_key: Option<KeyMaterial>,
 }
@@ -105,7 +105,7 @@ impl std::fmt::Debug for SaltEntry {
 
 /// The raw UID for one secret: v2/v3 from a salt (which wins when both exist), else v4.
 fn raw_uid(
-    salt: Option<&str>,
+    salt: Option<&SecretText>,
     key: Option<&KeyMaterial>,
     flh: &[u8; 32],
     scope: IdentityScope,
@@ -115,7 +115,7 @@ fn raw_uid(
 ) -> Result<RawUid, RawUidError> {
     match (salt, key) {
         (Some(salt), _) => {
-            let v2 = raw_uid::v2(flh, salt);
+            let v2 = raw_uid::v2(flh, salt.as_bytes());
             Ok(if identity_v3 {
                 RawUid::from_33(raw_uid::v3(scope, id_type, &v2))
             } else {
@@ -150,11 +150,11 @@ impl SaltEntry {
     }
 
     pub fn current_salt(&self) -> Option<&str> {
-        self.current_salt.as_ref().map(|s| s.as_str())
+        self.current_salt.as_ref().map(SecretText::as_str)
     }
 
     pub fn previous_salt(&self) -> Option<&str> {
-        self.previous_salt.as_ref().map(|s| s.as_str())
+        self.previous_salt.as_ref().map(SecretText::as_str)
     }
 
     pub fn current_key(&self) -> Option<&KeyMaterial> {
@@ -176,7 +176,7 @@ impl SaltEntry {
         identity_v3: bool,
     ) -> Result<RawUid, RawUidError> {
         raw_uid(
-            self.current_salt(),
+            self.current_salt.as_ref(),
             self.current_key(),
             flh,
             scope,
@@ -205,7 +205,7 @@ impl SaltEntry {
             return None;
         }
         raw_uid(
-            self.previous_salt(),
+            self.previous_salt.as_ref(),
             self.previous_key(),
             flh,
             scope,
@@ -535,9 +535,9 @@ fn parse_salt_file(bytes: &[u8], size: usize, snapshot: usize) -> Result<Buckets
     })
 }
 
-fn text_field(field: &str) -> Option<Zeroizing<String>> {
+fn text_field(field: &str) -> Option<SecretText> {
     let trimmed = field.trim();
-    (!trimmed.is_empty()).then(|| Zeroizing::new(trimmed.to_owned()))
+    (!trimmed.is_empty()).then(|| SecretText::new(trimmed))
 }
 
 fn number<T: std::str::FromStr>(field: &str, column: usize) -> Result<T, SaltLineIssue> {
@@ -591,6 +591,9 @@ fn parse_line(line: &str) -> Result<SaltEntry, SaltLineIssue> {
     }
     Ok(entry)
 }
+
+mod secret_text;
+pub use secret_text::SecretText;
 
 #[cfg(test)]
 mod tests;

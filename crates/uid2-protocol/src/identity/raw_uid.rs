@@ -11,9 +11,9 @@ use super::{IdentityEnvironment, IdentityScope, IdentityType};
 use crate::crypto::{ctr_apply, sha256, InvalidKeyLength};
 
 /// Raw UID v2.
-pub fn v2(flh: &[u8; 32], salt: &str) -> [u8; 32] {
+pub fn v2(flh: &[u8; 32], salt: impl AsRef<[u8]>) -> [u8; 32] {
     let text = crate::base64::encode_small(flh);
-    sha256(&[text.as_bytes(), salt.as_bytes()])
+    sha256(&[text.as_bytes(), salt.as_ref()])
 }
 
 /// A raw UID of any version (32 bytes for v2, 33 for v3 and v4), held inline: identity map

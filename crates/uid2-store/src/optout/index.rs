@@ -27,6 +27,7 @@
 //! The index is immutable: every update returns a new one, which the sync layer swaps in.
 
 mod advertising_id;
+mod filter;
 mod table;
 
 use std::collections::BTreeSet;
@@ -34,6 +35,7 @@ use std::io::Read;
 use std::sync::Arc;
 
 use self::advertising_id::IdKey;
+use self::filter::Filter;
 use self::table::{sort_and_merge, Record, Table};
 use super::entry::view_file;
 use super::selection::FileSelection;
@@ -87,17 +89,21 @@ impl Record for IdRecord {
     }
 }
 
-/// One immutable pair of tables.
+/// One immutable pair of tables, and the filter in front of the hash table.
 struct Layer {
     hashes: Table<HashRecord>,
+    hash_filter: Filter,
     ids: Table<IdRecord>,
 }
 
 impl Layer {
     fn build(mut hashes: Vec<HashRecord>, mut ids: Vec<IdRecord>) -> Self {
         sort_both(&mut hashes, &mut ids);
+        let hashes = Table::from_sorted(hashes);
+        let hash_filter = Filter::build(hashes.records().iter().map(|r| &r.hash[..]));
         Self {
-            hashes: Table::from_sorted(hashes),
+            hashes,
+            hash_filter,
             ids: Table::from_sorted(ids),
         }
     }
@@ -105,8 +111,16 @@ impl Layer {
     fn empty() -> Self {
         Self {
             hashes: Table::empty(),
+            hash_filter: Filter::default(),
             ids: Table::empty(),
         }
+    }
+
+    fn hash(&self, first_level_hash: &[u8; 32]) -> Option<&HashRecord> {
+        if !self.hash_filter.may_contain(first_level_hash) {
+            return None;
+        }
+        self.hashes.get(first_level_hash)
     }
 }
 
@@ -198,7 +212,7 @@ impl OptOutIndex {
             return None;
         }
         self.layers()
-            .filter_map(|layer| layer.hashes.get(first_level_hash))
+            .filter_map(|layer| layer.hash(first_level_hash))
             .map(|record| record.timestamp)
             .max()
             .map(i64::from)
@@ -239,7 +253,7 @@ impl OptOutIndex {
     /// Heap memory held by the tables, in bytes (the file-name set is not counted).
     pub fn heap_bytes(&self) -> usize {
         self.layers()
-            .map(|layer| layer.hashes.heap_bytes() + layer.ids.heap_bytes())
+            .map(|layer| layer.hashes.heap_bytes() + layer.hash_filter.heap_bytes() + layer.ids.heap_bytes())
             .sum()
     }
 
