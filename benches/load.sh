@@ -156,10 +156,12 @@ wait_healthy() {
 # User-mode CPU time (clock ticks) of the whole machine and of the server: what neither the
 # server nor the client used during a run was other work on the machine, which spoils a figure.
 machine_user() { awk '$1 == "cpu" {print $2 + $3}' /proc/stat; }
+# Time the hypervisor gave this VM's CPUs to someone else (clock ticks, all CPUs).
+machine_steal() { awk '$1 == "cpu" {print $9}' /proc/stat; }
 server_user() { awk '{print $14}' "/proc/$server_pid/stat"; }
 
 # One bounded uid2-load run against $url (scenario $1, row name $2, extra flags after), pinned
-# to the client CPU. Appends "row json server% client% other% peak-KiB" to $work/rows.
+# to the client CPU. Appends "row json server% client% other% steal% peak-KiB" to $work/rows.
 failed_any=0
 run_load() {
     local scenario="$1" row="$2"
@@ -167,16 +169,17 @@ run_load() {
     local conns="$connections"
     case "$scenario" in map-*) conns="$map_connections" ;; esac
     local out="$work/$row.json" status=0
-    local ticks_before machine_before user_before started
+    local ticks_before machine_before steal_before user_before started
     ticks_before=$(cpu_ticks)
     machine_before=$(machine_user)
+    steal_before=$(machine_steal)
     user_before=$(server_user)
     started=$(now)
     TIMEFORMAT='%R %U %S'
     { time "${client_cpu[@]}" "$bin/uid2-load" --url "$url" --scenario "$scenario" \
         --duration "$seconds" --requests 10000000 --timeout 10 --connections "$conns" --batch "$batch" \
         --json "$@" >"$out" 2>"$out.err"; } 2>"$work/$row.time" || status=$?
-    local server client other ended
+    local server client other steal ended
     ended=$(now)
     server=$(awk -v t="$(($(cpu_ticks) - ticks_before))" -v hz="$clock_ticks" -v a="$started" -v b="$ended" \
         'BEGIN {printf "%.0f", 100 * t / hz / (b - a)}')
@@ -184,12 +187,14 @@ run_load() {
     other=$(awk -v m="$(($(machine_user) - machine_before))" -v s="$(($(server_user) - user_before))" \
         -v c="$(awk '{print $2}' "$work/$row.time")" -v hz="$clock_ticks" -v a="$started" -v b="$ended" \
         'BEGIN {o = 100 * ((m - s) / hz - c) / (b - a); printf "%.0f", (o > 0 ? o : 0)}')
+    steal=$(awk -v t="$(($(machine_steal) - steal_before))" -v hz="$clock_ticks" -v a="$started" -v b="$ended" \
+        'BEGIN {printf "%.0f", 100 * t / hz / (b - a)}')
     if [ "$status" != 0 ]; then
         failed_any=1
         echo "$row: uid2-load reported failures:" >&2
         cat "$out" "$out.err" >&2 || true
     fi
-    echo "$row $out $server $client $other $(kib VmHWM)" >>"$work/rows"
+    echo "$row $out $server $client $other $steal $(kib VmHWM)" >>"$work/rows"
 }
 
 # A short unmeasured run, so the first measured one does not pay for first touches.
@@ -287,12 +292,12 @@ TARGET_IDS = 1_000_000
 
 rows = []
 for line in open(rows_file):
-    name, path, server, client, other, hwm = line.split()
+    name, path, server, client, other, steal, hwm = line.split()
     try:
         summary = json.load(open(path))
     except (OSError, ValueError):
         summary = None
-    rows.append((name, summary, int(server), int(client), int(other), int(hwm) * 1024))
+    rows.append((name, summary, int(server), int(client), int(other), int(steal), int(hwm) * 1024))
 
 def get(name):
     return next((s for n, s, *_ in rows if n == name and s), None)
@@ -313,11 +318,11 @@ def fmt(x, spec):
     return "-" if x is None else format(x, spec)
 
 head = (f"{'scenario':<14} {'conns':>5} {'rate':>7} {'req/s':>10} {'identities/s':>13} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'srv %':>6} {'cli %':>6} {'other %':>7} {'req/s/core':>10} {'peak RSS MiB':>13}  ratio to floor")
+        f"{'srv %':>6} {'cli %':>6} {'other %':>7} {'steal %':>7} {'req/s/core':>10} {'peak RSS MiB':>13}  ratio to floor")
 print(head)
 print("-" * len(head))
 warnings = []
-for name, s, server, client, other, hwm in rows:
+for name, s, server, client, other, steal, hwm in rows:
     if s is None:
         print(f"{name:<14} (no summary)")
         continue
@@ -336,18 +341,21 @@ for name, s, server, client, other, hwm in rows:
             ratio += f", p99 {lat['p99'] / floor_p99:.1f}x floor's"
     print(f"{name:<14} {s['connections']:>5} {fmt(s.get('rate'), 'd'):>7} {s['req_per_s']:>10.0f} "
           f"{fmt(s.get('identities_per_s'), '.0f'):>13} {fmt(lat['p50'], '.2f'):>8} {fmt(lat['p99'], '.2f'):>8} "
-          f"{server:>6} {client:>6} {other:>7} {per_core(s, server):>10.0f} {hwm / MIB:>13.1f}  {ratio}")
+          f"{server:>6} {client:>6} {other:>7} {steal:>7} {per_core(s, server):>10.0f} {hwm / MIB:>13.1f}  {ratio}")
     if s.get("failed"):
         warnings.append(f"{name}: {s['failed']} failed requests {s.get('failures')}")
     if other >= 5:
         warnings.append(f"{name}: other processes used {other} % of a CPU during the run: run again when the machine is quiet")
+    if steal >= 5:
+        warnings.append(f"{name}: the hypervisor took {steal} % of a CPU from this machine during the run")
     if client >= 90:
         warnings.append(f"{name}: the client used {client} % of its CPU: the figure may be the client's limit")
     if s.get("rate") is None and server < 90:
         warnings.append(f"{name}: the server used {server} % of its CPU: not saturated")
 
 print("(srv % / cli % = CPU time of the server / of uid2-load over the run's wall time, 100 = one core;")
-print(" other % = user CPU time of every other process then; req/s/core = req/s x 100 / srv %;")
+print(" other % = user CPU time of every other process then; steal % = CPU time the hypervisor took;")
+print(" req/s/core = req/s x 100 / srv %;")
 print(" latency of a --rate run counts from when a request was due if it went out late)")
 print()
 print(f"startup: healthy after {startup:.2f} s; RSS then {int(ready_rss) / 1024:.0f} MiB (peak so far {int(ready_hwm) / 1024:.0f} MiB)")
