@@ -35,8 +35,9 @@ Stops at --requests or --duration seconds, whichever comes first.
   --threads      client runtime threads (max 64)
   --requests     at most this many measured requests (max 10000000)
   --duration     at most this many seconds of sending (max 600)
-  --rate         at most this many requests per second over all connections (max 1000000);
-                 latency then counts from when a request was due if it went out late
+  --rate         at most this many requests per second over all connections (max 1000000),
+                 sent on a fixed schedule (the client spins its core to send on time); latency
+                 counts from when a request was due if it went out late
   --timeout      seconds one request may take before it counts as failed (max 120)
   --binary       application/octet-stream envelopes instead of base64 text
   --json         print the summary as one JSON object

@@ -24,7 +24,7 @@ use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 
 use crate::cli::{Options, Target};
-use crate::pace::Pace;
+use crate::pace::{self, Pace};
 use crate::scenario::{Held, Outgoing, Plan, Reply, Scenario};
 use crate::stats::{Summary, Tally};
 
@@ -194,11 +194,11 @@ async fn set_up(shared: &Shared, index: usize) -> Result<Connection, String> {
 async fn drive(shared: Arc<Shared>, budget: Arc<Budget>, mut connection: Connection) -> Tally {
     let mut tally = Tally::default();
     while let Some(Claim { seq, due }) = budget.claim() {
-        // Early: wait, and count from the moment of sending (the timer's 1 ms granularity is not
-        // the server's latency). Late: send now, and count from when the request was due.
+        // Early: wait, and count from the moment of sending. Late: send now, and count from when
+        // the request was due.
         let late_since = match due {
             Some(due) if due > Instant::now() => {
-                tokio::time::sleep_until(due.into()).await;
+                pace::wait_until(due).await;
                 None
             }
             _ => due,
