@@ -11,6 +11,7 @@
 
 pub mod cli;
 pub mod config;
+mod local_optout;
 pub mod local_store;
 pub mod logging;
 mod wiring;
@@ -52,6 +53,8 @@ pub enum StartupError {
     },
     #[error("cannot start the sync with UID2 Core: {0}")]
     Sync(#[from] uid2_sync::SyncError),
+    #[error("cannot load the opt-outs: {0}")]
+    OptOuts(#[from] local_optout::LocalOptOutError),
     #[error("attestation: {0}")]
     Platform(#[from] uid2_attest::ProviderError),
 }
@@ -192,30 +195,33 @@ fn local_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Start
             None => RuntimeConfigOrigin::Store,
         },
     };
-    let snapshot = match &config.local_store_dir {
+    let (snapshot, optouts) = match &config.local_store_dir {
         Some(dir) => {
             tracing::info!(dir = %dir.display(), "loading store directory");
-            load(&DirSource::new(dir), selection, now_ms)?
+            let snapshot = load(&DirSource::new(dir), selection, now_ms)?;
+            let optouts = local_optout::load(dir, config.api.optout_status_api_enabled)?;
+            if let Some(index) = &optouts {
+                tracing::info!(files = index.files().len(), hashes = index.len(), "opt-outs indexed");
+            }
+            (snapshot, optouts)
         }
         None => {
             tracing::info!("local mode: serving the bundled test store");
-            load(&local_store::source(), selection, now_ms)?
+            (load(&local_store::source(), selection, now_ms)?, None)
         }
     };
     snapshot.check_ready(now_ms)?;
+    let optouts: Arc<dyn uid2_api::OptOutIndex> = match optouts {
+        Some(index) => Arc::new(wiring::SyncedOptOuts::new(index)),
+        None => Arc::new(NoOptOuts),
+    };
     let serving = Arc::new(ArcSwapOption::from_pointee(Serving::new(
         Arc::new(snapshot),
         config.api.identity_scope,
     )));
-    let state = AppState::builder(
-        config.api.clone(),
-        serving,
-        Arc::new(NoOptOuts),
-        clock,
-        Arc::new(OsEntropy),
-    )
-    .metrics(Arc::new(Metrics::default()))
-    .build();
+    let state = AppState::builder(config.api.clone(), serving, optouts, clock, Arc::new(OsEntropy))
+        .metrics(Arc::new(Metrics::default()))
+        .build();
     state.health().set("store", None);
     Ok(state)
 }

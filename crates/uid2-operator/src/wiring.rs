@@ -14,6 +14,13 @@ use uid2_store::Snapshot;
 #[derive(Default)]
 pub struct SyncedOptOuts(ArcSwap<StoreOptOutIndex>);
 
+impl SyncedOptOuts {
+    /// Starting from `index` (local mode: the only one it will have).
+    pub fn new(index: StoreOptOutIndex) -> Self {
+        Self(ArcSwap::from_pointee(index))
+    }
+}
+
 impl OptOutIndex for SyncedOptOuts {
     fn opted_out_since(&self, first_level_hash: &[u8; 32]) -> Option<i64> {
         self.0.load().opted_out_since(first_level_hash)
