@@ -25,9 +25,9 @@
 #                   [--map-connections 4] [--batch 5000] [--store-cache DIR] [--no-build] [--no-pin]
 #
 #   --quick        a smoke run: a small store (65,536 buckets, 100,000 opt-outs), 2 s per run
-#   --mode         local (default): `local_store_dir` on the store. attested: the operator syncs
-#                  the store from uid2-local-core (pinned to the client's CPU) and indexes its
-#                  opt-outs, which local mode does not load
+#   --mode         local (default): `local_store_dir` on the store (its opt-out files are indexed
+#                  at startup). attested: the operator syncs the store from uid2-local-core
+#                  (pinned to the client's CPU)
 #   --store-cache  where generated stores are kept and reused (default $UID2_LOAD_STORE_CACHE,
 #                  else <target dir>/uid2-load-stores); one directory per size
 set -euo pipefail
@@ -390,7 +390,7 @@ target("peak RSS < 2 x the store's in-memory bytes", peak < 2 * store_bytes,
        f"{peak / MIB:.0f} MiB of {2 * store_bytes / MIB:.0f} MiB")
 if int(float(held)) < int(store_optouts):
     warnings.append(f"the operator indexed {held} of the store's {int(store_optouts):,} opt-outs "
-                    f"({'local mode loads none' if mode == 'local' else 'attested sync incomplete'}): "
+                    f"({'local mode found fewer opt-out files' if mode == 'local' else 'attested sync incomplete'}): "
                     "the map figures and the RSS target do not include the opt-out index")
 for w in warnings:
     print(f"warning: {w}")

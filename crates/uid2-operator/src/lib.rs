@@ -211,6 +211,17 @@ fn local_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Start
         }
     };
     snapshot.check_ready(now_ms)?;
+    let mut metrics = Metrics::default();
+    // The same gauge attested mode exports, so a dashboard (and benches/load.sh) reads one name.
+    let entries = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+    entries.set(
+        optouts
+            .as_ref()
+            .map_or(0, |i| i64::try_from(i.len()).unwrap_or(i64::MAX)),
+    );
+    metrics
+        .registry_mut()
+        .register("uid2_optout_entries", "Entries in the opt-out index", entries);
     let optouts: Arc<dyn uid2_api::OptOutIndex> = match optouts {
         Some(index) => Arc::new(wiring::SyncedOptOuts::new(index)),
         None => Arc::new(NoOptOuts),
