@@ -231,7 +231,7 @@ fn local_state(config: &Config, clock: Arc<dyn Clock>) -> Result<AppState, Start
         config.api.identity_scope,
     )));
     let state = AppState::builder(config.api.clone(), serving, optouts, clock, Arc::new(OsEntropy))
-        .metrics(Arc::new(Metrics::default()))
+        .metrics(Arc::new(metrics))
         .build();
     state.health().set("store", None);
     Ok(state)

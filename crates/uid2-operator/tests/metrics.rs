@@ -111,3 +111,44 @@ async fn identity_map_batches_and_unmapped_are_measured() {
         Some(3.0)
     );
 }
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+#[tokio::test]
+async fn local_mode_exports_the_opt_out_entry_count() {
+    let bundled = Operator::start().await;
+    assert_eq!(series(&bundled.metrics().await, "uid2_optout_entries", &[]), Some(0.0));
+
+    let dir = std::env::temp_dir().join(format!("uid2-metrics-optout-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let testdata = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
+    // The local store's metadata points into ../reference-store for some files.
+    copy_tree(&testdata.join("local-store"), &dir.join("local-store"));
+    copy_tree(&testdata.join("reference-store"), &dir.join("reference-store"));
+    let store = dir.join("local-store");
+    let partition = store.join("optout/partition");
+    std::fs::create_dir_all(&partition).expect("mkdir");
+    // Three 72-byte entries: identity hash, advertising id, little-endian seconds.
+    let entries: Vec<u8> = (1u8..=3)
+        .flat_map(|n| [[n; 32].as_slice(), &[n ^ 0x5A; 32], &1_700_000_000u64.to_le_bytes()].concat())
+        .collect();
+    std::fs::write(
+        partition.join("optout-partition-000_2026-11-28T00.00.00Z_00000001.dat"),
+        entries,
+    )
+    .expect("write");
+    let op = Operator::start_with(|config| config.local_store_dir = Some(store.clone())).await;
+    assert_eq!(series(&op.metrics().await, "uid2_optout_entries", &[]), Some(3.0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
