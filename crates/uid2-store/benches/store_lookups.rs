@@ -8,6 +8,10 @@
 //!   ([`SaltStore::entry_for`]: the snapshot in force, the bucket index, the bucket itself), over
 //!   1,000,000 distinct hashes; the bucket's row is read, so its cache miss is counted as the
 //!   raw UID computation that follows would pay it.
+//! - `memory`: the floor the opt-out hit competes with — one random read of 400 MB (the size of
+//!   the 10M-entry hash table) that depends on the previous one, so nothing overlaps: what one
+//!   cache and TLB miss costs on this machine. A hit reads the filter's block (20 MB) and the
+//!   table's record (400 MB); a miss, the filter's block only.
 //!
 //! Building the two tables takes a few seconds and about 1 GB before the first bench runs.
 //!
@@ -54,6 +58,7 @@ fn main() {
     );
     optout(&mut c, &tally, &index, &hits, &misses);
     drop(index);
+    memory_floor(&mut c, &tally);
 
     let started = Instant::now();
     let salts = synthetic::salt_store(synthetic::BUCKETS, now_ms);
@@ -75,6 +80,9 @@ fn main() {
                 ),
                 None => println!("{label:<5} not run"),
             }
+        }
+        if let Some(ns) = tally.ns_per_op("dependent_random_read_400mb") {
+            println!("floor {ns:>8.1} ns  one dependent random read of 400 MB (cache + TLB miss)");
         }
         tally.print_all("uid2-store");
     }
@@ -100,6 +108,32 @@ fn salt_bucket(c: &mut criterion::Criterion, tally: &Tally, salts: &SaltStore, f
         cycle(flhs, iters, |flh| {
             black_box(salts.entry_for(black_box(flh), now_ms).last_updated_ms());
         })
+    });
+    group.finish();
+}
+
+/// Slots of the pointer chase: 100 M × 4 bytes = 400 MB, the 10M-entry hash table's size.
+const CHASE_SLOTS: usize = 100_000_000;
+
+fn memory_floor(c: &mut criterion::Criterion, tally: &Tally) {
+    // One cycle through every slot (Sattolo's shuffle), so each read's address is the previous
+    // read's value and the walk never settles into a cached loop.
+    let mut next: Vec<u32> = (0..CHASE_SLOTS as u32).collect();
+    let mut rng = synthetic::XorShift::new(0xC4A5E);
+    for i in (1..CHASE_SLOTS).rev() {
+        let j = (rng.next() % i as u64) as usize;
+        next.swap(i, j);
+    }
+    let mut group = c.benchmark_group("memory");
+    group.throughput(criterion::Throughput::Elements(1));
+    let mut at = 0u32;
+    tally.bench(&mut group, "dependent_random_read_400mb", |iters| {
+        let start = Instant::now();
+        for _ in 0..iters {
+            at = next[at as usize];
+        }
+        black_box(at);
+        start.elapsed()
     });
     group.finish();
 }
