@@ -475,6 +475,8 @@ fn attested_settings(
     };
     let stale_store_shutdown = hours(r, "store_refresh_stale_shutdown_hours");
     let expired_salts_shutdown = hours(r, "salts_expired_shutdown_hours");
+    let request_timeout =
+        Duration::from_millis(u64::try_from(r.int("core_request_timeout_ms", 30_000, 100, 600_000)).unwrap_or(30_000));
 
     Some(Attested {
         sync: SyncConfig {
@@ -503,6 +505,7 @@ fn attested_settings(
             attestation_failure_shutdown: Duration::from_secs(12 * 3600),
             reattest_margin: Duration::from_secs(600),
             check_interval: Duration::from_secs(60),
+            request_timeout,
         },
         enclave_platform,
         quote_source,

@@ -1109,6 +1109,11 @@ async fn serves_last_good_data_while_core_is_down() {
     })
     .await;
     assert_eq!(world.site_key_of_new_token(op, "down@example.com").await, SITE_KEY);
+    // And the raw UIDs are still those of the salts loaded before Core went down.
+    let salts = Salts::load(&world.store);
+    let email = salts.salted_email("down");
+    let salt = salts.current_salt(salts.bucket(&salts.flh(&email))).to_owned();
+    world.assert_answers(op, &salts, &email, &salt, SITE_KEY).await;
 
     // Core is back with a new keyset-key version.
     world.core.faults().clear();
@@ -1546,4 +1551,742 @@ async fn azure_sgx_without_an_sgx_device_fails_at_startup() {
         "the log says why: {log}"
     );
     assert_eq!(world.core.request_count("/attest"), 0, "nothing was sent to Core");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. Faults: Core and OptOut slow, down, failing or serving spoiled files; versions going
+//     backwards; an unusable opt-out cache. The operator keeps answering from its last good data
+//     (checked by the raw UIDs and keys it answers with, not by status codes) and takes the new
+//     data once the fault is gone.
+// ---------------------------------------------------------------------------------------------
+
+/// The operator's `core_request_timeout_ms` in the tests of slow Core and OptOut.
+const REQUEST_TIMEOUT_MS: u64 = 1_500;
+/// A delay well beyond it.
+const BEYOND_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// The salt lines of `salts` with bucket `bucket` rotated to a new random salt (the old one
+/// becomes its previous salt, updated now); returns the lines and the new salt.
+fn rotated_lines(salts: &Salts, bucket: usize) -> (Vec<Vec<String>>, String) {
+    let now = now_ms();
+    let new_salt = uid2_protocol::base64::encode(&random::<32>());
+    let mut lines = salts.lines.clone();
+    let old_salt = lines[bucket][2].clone();
+    lines[bucket] = vec![
+        lines[bucket][0].clone(),
+        now.to_string(),
+        new_salt.clone(),
+        (now + 30 * 86_400_000).to_string(),
+        old_salt,
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+        String::new(),
+    ];
+    (lines, new_salt)
+}
+
+impl World {
+    /// Writes salt lines as `salts/<name>` in the store copy; returns the metadata location.
+    fn write_salt_file(&self, name: &str, lines: &[Vec<String>]) -> String {
+        let text: String = lines.iter().map(|l| l.join(",") + "\n").collect();
+        write_atomic(&self.store.join("salts").join(name), text.as_bytes());
+        format!("salts/{name}")
+    }
+
+    /// Replaces the salts metadata: `base`'s secrets, the given `version` and `generated`
+    /// (seconds), and `snapshots` as `(effective ms, location)` of `size` lines each.
+    fn write_salt_metadata(&self, base: &Salts, version: i64, generated_s: i64, snapshots: &[(i64, &str)]) {
+        let mut metadata = base.metadata.clone();
+        metadata["version"] = json!(version);
+        metadata["generated"] = json!(generated_s);
+        metadata["salts"] = snapshots
+            .iter()
+            .map(|(effective, location)| {
+                json!({
+                    "effective": effective,
+                    "expires": 253_402_329_599_000i64,
+                    "location": location,
+                    "size": base.lines.len(),
+                })
+            })
+            .collect();
+        write_json(&self.store.join("salts/metadata.json"), &metadata);
+    }
+
+    /// The operator answers `email` with the data it should be serving: identity map v3 gives
+    /// the raw UID of `salt`, and a new token opens with the store's keys, is sealed with
+    /// `site_key` and carries that same raw UID.
+    async fn assert_answers(&self, op: &Operator, salts: &Salts, email: &str, salt: &str, site_key: i32) {
+        let expected = raw_uid::v2(&salts.flh(email), salt);
+        let mapped = op.v2_ok(MAP_V3, &C999, &json!({ "email": [email] }).to_string()).await;
+        assert_eq!(
+            mapped["body"]["email"][0]["u"].as_str(),
+            Some(uid2_protocol::base64::encode(&expected).as_str()),
+            "identity map of {email}: {mapped}"
+        );
+        let response = op.v2_ok(GENERATE, &C999, &json!({ "email": email }).to_string()).await;
+        assert_eq!(response["status"], "success", "generate {email}: {response}");
+        let token = response["body"]["advertising_token"].as_str().unwrap_or_default();
+        let decoded = AdvertisingToken::decode(token, &self.keys()).expect("the token opens with the store's keys");
+        assert_eq!(
+            decoded.site_key_id, site_key,
+            "the key that sealed the token for {email}"
+        );
+        assert_eq!(
+            decoded.raw_uid,
+            expected.to_vec(),
+            "the raw UID in the token for {email}"
+        );
+    }
+
+    /// Stops local Core: its port refuses connections until [`Self::restart_core`] (a stand-in
+    /// on another port, which nothing points at, holds the field meanwhile).
+    async fn stop_core(&mut self) -> SocketAddr {
+        let address = self.core.local_addr();
+        let stand_in = LocalCore::builder(&self.store)
+            .start()
+            .await
+            .unwrap_or_else(|e| panic!("the stand-in Core does not start: {e}"));
+        std::mem::replace(&mut self.core, stand_in).shutdown().await;
+        assert!(
+            tokio::net::TcpStream::connect(address).await.is_err(),
+            "Core's port still accepts connections"
+        );
+        address
+    }
+
+    /// Starts local Core again on the address it had (same store, same token secrets: the
+    /// operator's attestation token stays valid). Its counters start from zero.
+    async fn restart_core(&mut self, address: SocketAddr) {
+        self.core = LocalCore::builder(&self.store)
+            .listen(address)
+            .start()
+            .await
+            .unwrap_or_else(|e| panic!("local Core does not start again on {address}: {e}"));
+    }
+
+    /// Writes one delta file holding opt-outs of `emails` (stamped now, between sentinels) into
+    /// OptOut's bucket; returns its file name.
+    fn write_optout_delta(&self, salts: &Salts, emails: &[String]) -> String {
+        let now_s = now_ms() / 1000;
+        let entries: Vec<uid2_store::optout::OptOutEntry> = emails
+            .iter()
+            .map(|email| {
+                let flh = salts.flh(email);
+                let salt = salts.current_salt(salts.bucket(&flh));
+                uid2_store::optout::OptOutEntry {
+                    identity_hash: flh,
+                    advertising_id: raw_uid::v2(&flh, salt).to_vec(),
+                    timestamp: now_s,
+                }
+            })
+            .collect();
+        let path = uid2_local_core::optout::write_delta(&self.store.join("optout"), &entries, now_s)
+            .expect("write a delta file");
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .expect("a file name")
+            .to_owned()
+    }
+
+    fn optout_cache(&self) -> PathBuf {
+        self.dir.0.join("optout-cache")
+    }
+}
+
+impl OperatorProcess {
+    async fn optout_failures(&self) -> f64 {
+        self.metric("uid2_optout_sync_total", &[("result", "failure")]).await
+    }
+
+    /// Waits until the opt-out sync has failed `n` more times than `since`.
+    async fn wait_optout_failures(&self, since: f64, n: f64, what: &str) {
+        eventually(what, OPTOUT_WITHIN, async || {
+            (self.optout_failures().await >= since + n).then_some(())
+        })
+        .await;
+    }
+
+    /// Waits until every store in `stores` has failed `n` more refreshes than in `since`.
+    async fn wait_refresh_failures(&self, since: &HashMap<&str, f64>, n: f64, what: &str) {
+        eventually(what, CHANGE_WITHIN, async || {
+            for (store, before) in since {
+                if self.refresh_failures(store).await < before + n {
+                    return None;
+                }
+            }
+            Some(())
+        })
+        .await;
+    }
+
+    async fn failures_of(&self, stores: &[&'static str]) -> HashMap<&'static str, f64> {
+        let mut map = HashMap::new();
+        for store in stores {
+            map.insert(*store, self.refresh_failures(store).await);
+        }
+        map
+    }
+
+    fn log_has_line(&self, needles: &[&str]) -> bool {
+        self.log_text()
+            .lines()
+            .any(|line| needles.iter().all(|needle| line.contains(needle)))
+    }
+}
+
+async fn opted_out(op: &Operator, email: &str) -> bool {
+    let response = op.v2_ok(GENERATE, &C999, &json!({ "email": email }).to_string()).await;
+    response == json!({ "status": "optout" })
+}
+
+/// Logs `email` out and waits until every endpoint sees the opt-out (the baseline the opt-out
+/// fault tests must keep).
+async fn logout_and_wait(op: &Operator, email: &str) {
+    let logout = op.v2_ok(LOGOUT, &C999, &json!({ "email": email }).to_string()).await;
+    assert_eq!(logout["body"]["optout"], "OK", "logout {email}: {logout}");
+    eventually(&format!("{email} opted out"), OPTOUT_WITHIN, async || {
+        opted_out(op, email).await.then_some(())
+    })
+    .await;
+}
+
+/// Core answers metadata calls only after the operator's request timeout: every store refresh
+/// and the opt-out listing time out. The operator keeps serving the old salts and keys (a salt
+/// rotation and a new key wait on Core meanwhile), stays healthy, says "timed out" in its log,
+/// and loads both as soon as Core answers in time again, without attesting again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_slower_than_the_request_timeout_keeps_old_data_then_recovers() {
+    let world = World::new("slow").await;
+    let mut process = world
+        .spawn_with(|config| {
+            config.insert("core_request_timeout_ms".to_owned(), json!(REQUEST_TIMEOUT_MS));
+        })
+        .await;
+    process.wait_healthy().await;
+    let op = &process.api;
+    let salts = Salts::load(&world.store);
+    let email = salts.salted_email("slow");
+    let bucket = salts.bucket(&salts.flh(&email));
+    let old_salt = salts.current_salt(bucket).to_owned();
+    world.assert_answers(op, &salts, &email, &old_salt, SITE_KEY).await;
+
+    for prefix in METADATA_PREFIXES {
+        world
+            .core
+            .faults()
+            .add(FaultRule::delay(prefix, BEYOND_TIMEOUT))
+            .expect("a valid rule");
+    }
+    let failures = process.failures_of(&["salts", "keyset_keys", "clients"]).await;
+    let optout_failures = process.optout_failures().await;
+    let (lines, new_salt) = rotated_lines(&salts, bucket);
+    let location = world.write_salt_file("salts.txt.slow", &lines);
+    let version = salts.metadata["version"].as_i64().unwrap_or(1) + 1;
+    world.write_salt_metadata(&salts, version, now_ms() / 1000, &[(now_ms() - 60_000, &location)]);
+    let new_key = 313_131;
+    world.add_keyset_key(new_key, SITE_KEYSET);
+    world.bump_version("keyset_keys");
+
+    process
+        .wait_refresh_failures(&failures, 2.0, "timed-out store refreshes")
+        .await;
+    process
+        .wait_optout_failures(optout_failures, 1.0, "a timed-out opt-out listing")
+        .await;
+    world.assert_answers(op, &salts, &email, &old_salt, SITE_KEY).await;
+    assert_eq!(
+        op.get(HEALTHCHECK).await.status,
+        200,
+        "background timeouts keep it healthy"
+    );
+    assert!(
+        process.log_has_line(&["store refresh failed", "timed out"]),
+        "the log says the refresh timed out"
+    );
+
+    world.core.faults().clear();
+    eventually("the rotated salt and the new key", CHANGE_WITHIN, async || {
+        let mapped = op.v2_ok(MAP_V3, &C999, &json!({ "email": [&email] }).to_string()).await;
+        let rotated = mapped["body"]["email"][0]["u"].as_str() == Some(salts.raw_uid_v2(&email, &new_salt).as_str());
+        (rotated && world.site_key_of_new_token(op, "slow@example.com").await == new_key).then_some(())
+    })
+    .await;
+    world.assert_answers(op, &salts, &email, &new_salt, new_key).await;
+    assert_eq!(world.core.attestation_count(), 1, "the token outlived the slow spell");
+    process.assert_running();
+    let mut secrets = world.secrets();
+    secrets.push(new_salt);
+    process.assert_log_clean(&secrets);
+}
+
+/// Core and OptOut stop listening (connections refused) while a salt rotation and a new key
+/// wait in the store. The operator keeps answering with the old salts and key and the opt-outs
+/// it has, stays healthy, says "connection failed", and once Core listens again on the same
+/// address loads the new data with the attestation token it already had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_down_keeps_old_data_then_recovers() {
+    let mut world = World::new("refused").await;
+    let mut process = world.start().await;
+    let salts = Salts::load(&world.store);
+    let email = salts.salted_email("refused");
+    let bucket = salts.bucket(&salts.flh(&email));
+    let old_salt = salts.current_salt(bucket).to_owned();
+    let leaver = salts.salted_email("refused-leaver");
+    logout_and_wait(&process.api, &leaver).await;
+    world
+        .assert_answers(&process.api, &salts, &email, &old_salt, SITE_KEY)
+        .await;
+
+    let address = world.stop_core().await;
+    let failures = process
+        .failures_of(&["salts", "keyset_keys", "clients", "keysets"])
+        .await;
+    let optout_failures = process.optout_failures().await;
+    let (lines, new_salt) = rotated_lines(&salts, bucket);
+    let location = world.write_salt_file("salts.txt.after-outage", &lines);
+    let version = salts.metadata["version"].as_i64().unwrap_or(1) + 1;
+    world.write_salt_metadata(&salts, version, now_ms() / 1000, &[(now_ms() - 60_000, &location)]);
+    let new_key = 323_232;
+    world.add_keyset_key(new_key, SITE_KEYSET);
+    world.bump_version("keyset_keys");
+
+    process
+        .wait_refresh_failures(&failures, 2.0, "refused store refreshes")
+        .await;
+    process
+        .wait_optout_failures(optout_failures, 2.0, "refused opt-out listings")
+        .await;
+    let op = &process.api;
+    world.assert_answers(op, &salts, &email, &old_salt, SITE_KEY).await;
+    assert!(
+        opted_out(op, &leaver).await,
+        "the opt-outs indexed before the outage stay"
+    );
+    assert_eq!(op.get(HEALTHCHECK).await.status, 200, "an outage keeps it healthy");
+    assert!(
+        process.log_has_line(&["store refresh failed", "connection failed"]),
+        "the log says the connection failed"
+    );
+
+    world.restart_core(address).await;
+    eventually("the rotated salt and the new key", CHANGE_WITHIN, async || {
+        let mapped = op.v2_ok(MAP_V3, &C999, &json!({ "email": [&email] }).to_string()).await;
+        let rotated = mapped["body"]["email"][0]["u"].as_str() == Some(salts.raw_uid_v2(&email, &new_salt).as_str());
+        (rotated && world.site_key_of_new_token(op, "refused@example.com").await == new_key).then_some(())
+    })
+    .await;
+    world.assert_answers(op, &salts, &email, &new_salt, new_key).await;
+    assert!(opted_out(op, &leaver).await);
+    assert_eq!(
+        world.core.attestation_count(),
+        0,
+        "the restarted Core accepted the token the operator already had"
+    );
+    process.assert_running();
+    let mut secrets = world.secrets();
+    secrets.push(new_salt);
+    process.assert_log_clean(&secrets);
+}
+
+/// Salt metadata whose version goes backwards, or stays, is never loaded, whatever its
+/// `generated` time or its files say; a greater version is loaded even with an older
+/// `generated` time. This is the reference's rule (sync.md §2.4: `version` is the only field
+/// used for change detection, `generated` is informational), followed as it is. (The same
+/// rule for keyset keys: `new_keyset_key_is_picked_up_only_with_a_version_bump`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salt_metadata_going_backwards_is_not_loaded() {
+    let world = World::new("backwards").await;
+    let mut process = world.start().await;
+    let op = &process.api;
+    let salts = Salts::load(&world.store);
+    let email = salts.salted_email("backwards");
+    let bucket = salts.bucket(&salts.flh(&email));
+    let version = salts.metadata["version"].as_i64().unwrap_or(1);
+    let effective = now_ms() - 60_000;
+    let salts_version = async || process.metric("uid2_store_version", &[("store", "salts")]).await;
+    let polls_pass = async || {
+        let polls = world.core.request_count("/salt/refresh");
+        eventually("three more salt polls", CHANGE_WITHIN, async || {
+            (world.core.request_count("/salt/refresh") >= polls + 3).then_some(())
+        })
+        .await;
+    };
+
+    // Version + 10, generated now: loaded.
+    let (lines, salt_a) = rotated_lines(&salts, bucket);
+    let a = world.write_salt_file("salts.txt.a", &lines);
+    let generated_a = now_ms() / 1000;
+    world.write_salt_metadata(&salts, version + 10, generated_a, &[(effective, &a)]);
+    eventually("salts version + 10", CHANGE_WITHIN, async || {
+        (salts_version().await == (version + 10) as f64).then_some(())
+    })
+    .await;
+    world.assert_answers(op, &salts, &email, &salt_a, SITE_KEY).await;
+
+    // A lower version with a newer generated time, then the same version with other files.
+    for (name, lower_or_same, generated) in [
+        ("salts.txt.lower", version + 9, generated_a + 3_600),
+        ("salts.txt.same", version + 10, generated_a + 7_200),
+    ] {
+        let (lines, ignored_salt) = rotated_lines(&salts, bucket);
+        let location = world.write_salt_file(name, &lines);
+        world.write_salt_metadata(&salts, lower_or_same, generated, &[(effective, &location)]);
+        polls_pass().await;
+        world.assert_answers(op, &salts, &email, &salt_a, SITE_KEY).await;
+        assert_eq!(salts_version().await, (version + 10) as f64, "{name}");
+        let mapped = op.v2_ok(MAP_V3, &C999, &json!({ "email": [&email] }).to_string()).await;
+        assert_ne!(
+            mapped["body"]["email"][0]["u"].as_str(),
+            Some(salts.raw_uid_v2(&email, &ignored_salt).as_str()),
+            "{name} must not be served"
+        );
+    }
+
+    // A greater version with an older generated time: loaded, as the reference does.
+    let (lines, salt_b) = rotated_lines(&salts, bucket);
+    let b = world.write_salt_file("salts.txt.b", &lines);
+    world.write_salt_metadata(&salts, version + 11, generated_a - 86_400, &[(effective, &b)]);
+    eventually("salts version + 11", CHANGE_WITHIN, async || {
+        (salts_version().await == (version + 11) as f64).then_some(())
+    })
+    .await;
+    world.assert_answers(op, &salts, &email, &salt_b, SITE_KEY).await;
+    process.assert_running();
+    let mut secrets = world.secrets();
+    secrets.extend([salt_a, salt_b]);
+    process.assert_log_clean(&secrets);
+}
+
+/// A new salts version lists two snapshot files: the one in force now, and one for later. While
+/// Core serves the later file spoiled (garbage, truncated, or HTTP 500), the whole version is
+/// refused: the operator must not take the good file without the other (a half-loaded salt
+/// store), and keeps answering with the old salts. Once the file is served whole, both load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spoiled_salt_file_refuses_the_whole_salt_version() {
+    let world = World::new("salt-files").await;
+    let mut process = world.start().await;
+    let op = &process.api;
+    let salts = Salts::load(&world.store);
+    let email = salts.salted_email("salt-files");
+    let bucket = salts.bucket(&salts.flh(&email));
+    let old_salt = salts.current_salt(bucket).to_owned();
+
+    let (now_lines, new_salt) = rotated_lines(&salts, bucket);
+    let (later_lines, later_salt) = rotated_lines(&salts, bucket);
+    let in_force = world.write_salt_file("salts.txt.in-force", &now_lines);
+    let later = world.write_salt_file("salts.txt.later", &later_lines);
+    let spoiled_route = "/files/salts/salts.txt.later";
+    let version = salts.metadata["version"].as_i64().unwrap_or(1) + 1;
+    let mut first = true;
+    for rule in [
+        FaultRule::garbage(spoiled_route),
+        FaultRule::truncated(spoiled_route),
+        FaultRule::status(spoiled_route, 500),
+    ] {
+        let kind = format!("{:?}/{:?}", rule.body, rule.status);
+        world.core.faults().clear();
+        world.core.faults().add(rule).expect("a valid rule");
+        let failures = process.failures_of(&["salts"]).await;
+        if first {
+            first = false;
+            world.write_salt_metadata(
+                &salts,
+                version,
+                now_ms() / 1000,
+                &[(now_ms() - 60_000, &in_force), (now_ms() + 86_400_000, &later)],
+            );
+        }
+        process
+            .wait_refresh_failures(&failures, 2.0, &format!("{kind}: salt version refused"))
+            .await;
+        world.assert_answers(op, &salts, &email, &old_salt, SITE_KEY).await;
+        assert_eq!(
+            process.metric("uid2_store_version", &[("store", "salts")]).await,
+            (version - 1) as f64,
+            "{kind}: the loaded salts version is unchanged"
+        );
+    }
+
+    world.core.faults().clear();
+    eventually("the new salts", CHANGE_WITHIN, async || {
+        let mapped = op.v2_ok(MAP_V3, &C999, &json!({ "email": [&email] }).to_string()).await;
+        (mapped["body"]["email"][0]["u"].as_str() == Some(salts.raw_uid_v2(&email, &new_salt).as_str())).then_some(())
+    })
+    .await;
+    world.assert_answers(op, &salts, &email, &new_salt, SITE_KEY).await;
+    process.assert_running();
+    let mut secrets = world.secrets();
+    secrets.extend([new_salt, later_salt]);
+    process.assert_log_clean(&secrets);
+}
+
+/// OptOut fails in turn: its listing answers 500, then answers only after the operator's
+/// request timeout, then the listed files answer 500. Each time a user logs out meanwhile
+/// (the logout itself reaches OptOut). The operator keeps the opt-outs it has indexed, keeps
+/// issuing the newcomer correct tokens (the opt-out has not reached it), stays healthy, and
+/// indexes the opt-out once OptOut answers again. A slow file (within bounds) delays the
+/// opt-out without holding up any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optout_failing_or_slow_keeps_the_index_then_catches_up() {
+    let world = World::new("optout-faults").await;
+    let mut process = world
+        .spawn_with(|config| {
+            config.insert("core_request_timeout_ms".to_owned(), json!(REQUEST_TIMEOUT_MS));
+        })
+        .await;
+    process.wait_healthy().await;
+    let op = &process.api;
+    let salts = Salts::load(&world.store);
+    let first = salts.salted_email("optout-first");
+    logout_and_wait(op, &first).await;
+
+    for (tag, rule) in [
+        ("listing-500", FaultRule::status("/optout/refresh", 500)),
+        ("listing-slow", FaultRule::delay("/optout/refresh", BEYOND_TIMEOUT)),
+        ("files-500", FaultRule::status("/files/optout/", 500)),
+    ] {
+        let email = salts.salted_email(&format!("optout-{tag}"));
+        let salt = salts.current_salt(salts.bucket(&salts.flh(&email))).to_owned();
+        world.core.faults().add(rule).expect("a valid rule");
+        let failures = process.optout_failures().await;
+        let logout = op.v2_ok(LOGOUT, &C999, &json!({ "email": &email }).to_string()).await;
+        assert_eq!(logout["body"]["optout"], "OK", "{tag}: logout still reaches OptOut");
+        process
+            .wait_optout_failures(failures, 2.0, &format!("{tag}: failed opt-out syncs"))
+            .await;
+        world.assert_answers(op, &salts, &email, &salt, SITE_KEY).await;
+        assert!(opted_out(op, &first).await, "{tag}: the indexed opt-outs stay");
+        assert_eq!(op.get(HEALTHCHECK).await.status, 200, "{tag}: still healthy");
+        world.core.faults().clear();
+        eventually(&format!("{tag}: {email} opted out"), OPTOUT_WITHIN, async || {
+            opted_out(op, &email).await.then_some(())
+        })
+        .await;
+    }
+    assert!(
+        process.log_has_line(&["opt-out sync failed", "timed out"]),
+        "the log says the listing timed out"
+    );
+
+    // Slow but within bounds: requests are answered at once while the file crawls in.
+    let email = salts.salted_email("optout-slow-file");
+    let salt = salts.current_salt(salts.bucket(&salts.flh(&email))).to_owned();
+    world
+        .core
+        .faults()
+        .add(FaultRule::delay("/files/optout/", Duration::from_secs(3)))
+        .expect("a valid rule");
+    let logout = op.v2_ok(LOGOUT, &C999, &json!({ "email": &email }).to_string()).await;
+    assert_eq!(logout["body"]["optout"], "OK");
+    let started = Instant::now();
+    world.assert_answers(op, &salts, &email, &salt, SITE_KEY).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answering waited on the slow download ({:?})",
+        started.elapsed()
+    );
+    eventually("the slow file indexed", OPTOUT_WITHIN, async || {
+        opted_out(op, &email).await.then_some(())
+    })
+    .await;
+    assert!(opted_out(op, &first).await);
+    process.assert_running();
+    process.assert_log_clean(&world.secrets());
+}
+
+/// OptOut serves a new delta of four opt-outs as garbage (of the right length), then truncated
+/// to its first half (three whole entries: the start sentinel and two users, so its length alone
+/// looks fine). Neither is indexed, not even in part: all four users keep getting correct
+/// tokens, their ids are not in `/v2/optout/status`, earlier opt-outs stay, and no copy of the
+/// spoiled file stays in the cache to be read instead of the real one. Served whole, the delta
+/// is indexed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoiled_optout_files_are_never_indexed() {
+    let world = World::new("optout-spoiled").await;
+    let mut process = world.start().await;
+    let op = &process.api;
+    let salts = Salts::load(&world.store);
+    let first = salts.salted_email("spoiled-first");
+    logout_and_wait(op, &first).await;
+
+    for (n, rule) in [
+        FaultRule::garbage("/files/optout/"),
+        FaultRule::truncated("/files/optout/"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let kind = format!("{:?}", rule.body);
+        let emails: Vec<String> = (0..4)
+            .map(|i| salts.salted_email(&format!("spoiled-{n}-{i}")))
+            .collect();
+        world.core.faults().add(rule).expect("a valid rule");
+        let failures = process.optout_failures().await;
+        let file = world.write_optout_delta(&salts, &emails);
+        process
+            .wait_optout_failures(failures, 2.0, &format!("{kind} delta refused"))
+            .await;
+        let mut raw_uids = Vec::new();
+        for email in &emails {
+            let salt = salts.current_salt(salts.bucket(&salts.flh(email)));
+            world.assert_answers(op, &salts, email, salt, SITE_KEY).await;
+            raw_uids.push(salts.raw_uid_v2(email, salt));
+        }
+        let status = op
+            .v2_ok(
+                OPTOUT_STATUS,
+                &C999,
+                &json!({ "advertising_ids": &raw_uids }).to_string(),
+            )
+            .await;
+        assert_eq!(
+            status["body"]["opted_out"],
+            json!([]),
+            "{kind}: no id of the spoiled delta is opted out"
+        );
+        assert!(opted_out(op, &first).await, "{kind}: the indexed opt-outs stay");
+        assert!(
+            !world.optout_cache().join(&file).exists(),
+            "{kind}: the spoiled file was kept in the cache"
+        );
+        assert!(
+            process.log_has_line(&["opt-out sync failed", "keeping the current index"]),
+            "{kind}: the log says why"
+        );
+
+        world.core.faults().clear();
+        eventually(&format!("{kind}: the delta indexed"), OPTOUT_WITHIN, async || {
+            for email in &emails {
+                if !opted_out(op, email).await {
+                    return None;
+                }
+            }
+            Some(())
+        })
+        .await;
+        let status = op
+            .v2_ok(
+                OPTOUT_STATUS,
+                &C999,
+                &json!({ "advertising_ids": &raw_uids }).to_string(),
+            )
+            .await;
+        assert_eq!(
+            status["body"]["opted_out"].as_array().map(Vec::len),
+            Some(4),
+            "{kind}: {status}"
+        );
+    }
+    process.assert_running();
+    process.assert_log_clean(&world.secrets());
+}
+
+/// The disk under the opt-out cache is full: the one file the operator must write, a new delta
+/// (its `.partial` download name), is a link to `/dev/full`, whose writes fail with ENOSPC exactly
+/// as a full filesystem's do (no root, no tmpfs needed). The operator removes a partial file it
+/// could not finish, so the test puts the link back after each failed pass, well within the 1 s
+/// between passes. The operator logs an ERROR naming the cache directory and "No space left on
+/// device" on every pass, keeps its index and keeps serving; once the space is back, the delta
+/// is indexed.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_under_the_optout_cache_is_a_clear_error_then_recovers() {
+    let world = World::new("disk-full").await;
+    let mut process = world.start().await;
+    let op = &process.api;
+    let salts = Salts::load(&world.store);
+    let first = salts.salted_email("disk-full-first");
+    logout_and_wait(op, &first).await;
+
+    // Hold the listing while the delta and the link are put in place.
+    world
+        .core
+        .faults()
+        .add(FaultRule::status("/optout/refresh", 503))
+        .expect("a valid rule");
+    let email = salts.salted_email("disk-full-new");
+    let file = world.write_optout_delta(&salts, std::slice::from_ref(&email));
+    let partial = world.optout_cache().join(Path::new(&file).with_extension("partial"));
+    let fill_disk = || {
+        if std::fs::symlink_metadata(&partial).is_err() {
+            std::os::unix::fs::symlink("/dev/full", &partial).expect("link the partial file to /dev/full");
+        }
+    };
+    fill_disk();
+    let failures = process.optout_failures().await;
+    world.core.faults().clear();
+
+    eventually("opt-out syncs failing on the full disk", OPTOUT_WITHIN, async || {
+        fill_disk();
+        (process.optout_failures().await >= failures + 3.0).then_some(())
+    })
+    .await;
+    fill_disk();
+    let cache = world.optout_cache().display().to_string();
+    assert!(
+        process.log_has_line(&["ERROR", "opt-out cache directory", &cache, "No space left on device"]),
+        "an ERROR line names the cache directory and the full disk"
+    );
+    let salt = salts.current_salt(salts.bucket(&salts.flh(&email))).to_owned();
+    world.assert_answers(op, &salts, &email, &salt, SITE_KEY).await;
+    assert!(opted_out(op, &first).await, "the index is kept");
+    assert_eq!(op.get(HEALTHCHECK).await.status, 200);
+
+    std::fs::remove_file(&partial).expect("free the space");
+    eventually("the delta indexed once there is space", OPTOUT_WITHIN, async || {
+        opted_out(op, &email).await.then_some(())
+    })
+    .await;
+    process.assert_running();
+    process.assert_log_clean(&world.secrets());
+}
+
+/// An opt-out cache directory the operator cannot use stops it at startup, before attesting,
+/// with an ERROR line naming the directory and the OS error, a non-zero exit and no panic: a
+/// path through a regular file (cannot be created, whoever runs the test), and a directory
+/// without write permission (only checked when the test runs unprivileged: root writes anyway).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_optout_cache_directory_stops_startup_with_a_clear_error() {
+    let world = World::new("cache-dir").await;
+    let file = world.dir.0.join("a-file");
+    std::fs::write(&file, b"not a directory").expect("write a file");
+    let read_only = world.dir.0.join("read-only");
+    std::fs::create_dir_all(&read_only).expect("create a directory");
+    let mut cases = vec![(file.join("optout-cache"), "Not a directory")];
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+        if std::fs::write(read_only.join("probe"), b"x").is_ok() {
+            eprintln!("running privileged: the read-only directory case is skipped");
+        } else {
+            cases.push((read_only.clone(), "Permission denied"));
+        }
+    }
+    for (dir, os_error) in cases {
+        let mut process = world
+            .spawn_with(|config| {
+                config.insert("optout_data_dir".to_owned(), json!(dir.to_string_lossy()));
+            })
+            .await;
+        let exit = process.wait_exit(EXIT_WITHIN).await;
+        assert!(
+            !exit.success() && exit.code().is_some(),
+            "{}: exit {exit}",
+            dir.display()
+        );
+        let shown = dir.display().to_string();
+        assert!(
+            process.log_has_line(&["ERROR", "startup failed", "opt-out cache directory", &shown, os_error]),
+            "{shown}: an ERROR line names the directory and {os_error:?}"
+        );
+        assert!(!process.log_text().contains("panicked"), "{shown}: no panic");
+        process.assert_log_clean(&world.secrets());
+    }
+    assert_eq!(world.core.request_count("/attest"), 0, "nothing was sent to Core");
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o755));
 }

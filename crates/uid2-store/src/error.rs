@@ -81,6 +81,10 @@ pub enum Problem {
     OptOutFileLength { len: usize },
     #[error("not an opt-out file name")]
     OptOutFileName,
+    /// The first entry is not a start sentinel or the last not an end sentinel: a truncated or
+    /// spoiled file (see [`crate::optout::entry::FramingCheck`]).
+    #[error("opt-out file is not framed by a start and an end sentinel")]
+    OptOutFileFraming,
 }
 
 /// What is wrong with one JSON field.

@@ -14,7 +14,7 @@ pub mod file_name;
 pub mod index;
 pub mod selection;
 
-pub use entry::{parse_file, OptOutEntry};
+pub use entry::{parse_file, FramingCheck, OptOutEntry};
 pub use file_name::{OptOutFileKind, OptOutFileName, SYNTHETIC_REPLICA};
 pub use index::{OptOutIndex, OptOutIndexBuilder};
 pub use selection::{select_files, FileSelection, OptOutFilePolicy};

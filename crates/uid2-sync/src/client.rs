@@ -15,8 +15,6 @@ use crate::attestation::{Attester, Audience};
 use crate::config::SyncConfig;
 use crate::error::SyncError;
 
-/// Metadata answers are small; give up on a stuck Core quickly.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 /// Data files can be hundreds of megabytes (a full opt-out partition).
 const FILE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -56,15 +54,28 @@ pub(crate) struct CoreClient {
     http: reqwest::Client,
     attester: Arc<Attester>,
     encrypted_files: bool,
+    /// Metadata and API answers are small: give up on a stuck Core or OptOut after this
+    /// ([`crate::SyncConfig::request_timeout`]); the loops keep the last good data and retry.
+    request_timeout: Duration,
 }
 
 impl CoreClient {
-    pub fn new(http: reqwest::Client, attester: Arc<Attester>, encrypted_files: bool) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        attester: Arc<Attester>,
+        encrypted_files: bool,
+        request_timeout: Duration,
+    ) -> Self {
         Self {
             http,
             attester,
             encrypted_files,
+            request_timeout,
         }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
     }
 
     /// GET a metadata or API URL with the operator's credentials; attests first if needed.
@@ -82,7 +93,7 @@ impl CoreClient {
             .http
             .get(url)
             .headers(headers)
-            .timeout(METADATA_TIMEOUT)
+            .timeout(self.request_timeout)
             .send()
             .await
             .map_err(|e| SyncError::transport(&e))?;

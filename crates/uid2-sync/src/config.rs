@@ -115,4 +115,8 @@ pub struct SyncConfig {
     pub reattest_margin: Duration,
     /// How often the attestation and the watchdogs are checked (60 s).
     pub check_interval: Duration,
+    /// `core_request_timeout_ms`: the longest a metadata call (store metadata, the opt-out
+    /// listing) or a logout replication may take, answer included (30 s). Data files have their
+    /// own, longer bound, and attestation 60 s.
+    pub request_timeout: Duration,
 }

@@ -109,6 +109,11 @@ pub fn start(
         .connect_timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| SyncError::transport(&e))?;
+    if config.optout.metadata_path.is_some() {
+        // The reference creates its cache directories at startup and fails there; so do we,
+        // before attesting, with the directory and the OS error in the message.
+        optout::prepare_cache_dir(&config.optout.cache_dir)?;
+    }
     let (fatal_tx, fatal_rx) = unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
 
@@ -131,7 +136,12 @@ pub fn start(
         Arc::clone(&observer),
         Arc::clone(&metrics),
     ));
-    let core = client::CoreClient::new(http, Arc::clone(&attester), config.encrypted_files);
+    let core = client::CoreClient::new(
+        http,
+        Arc::clone(&attester),
+        config.encrypted_files,
+        config.request_timeout,
+    );
     let stores = Arc::new(stores::Stores::new(
         core.clone(),
         config.clone(),

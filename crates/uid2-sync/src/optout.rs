@@ -3,8 +3,12 @@
 //!
 //! Sync: every `cloud_refresh_interval` the OptOut metadata (`/optout/refresh`, through the
 //! attested client) lists the delta and partition files; new ones are fetched with a bare GET and
-//! indexed. A failure keeps the current index (the reference fails open too: it simply gets no new
-//! data). Logout: `POST optout_api_uri?identity_hash=…&advertising_id=…` with the operator key;
+//! indexed. Each downloaded file must be whole — its `Content-Length`, a multiple of 72 bytes,
+//! and framed by the start and end sentinels every OptOut file carries ([`FramingCheck`]; the
+//! reference does not check the framing) — or the pass fails and nothing of it is indexed or
+//! cached. A failure keeps the current index (the reference fails open too: it simply gets no new
+//! data). The cache directory is checked writable at startup; a full or unwritable disk later is
+//! an ERROR naming the directory and the OS error, and the next pass tries again. Logout: `POST optout_api_uri?identity_hash=…&advertising_id=…` with the operator key;
 //! OptOut writes the opt-out into its next delta, which reaches the index on a later sync.
 
 use std::collections::HashMap;
@@ -14,11 +18,24 @@ use std::sync::Arc;
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
-use uid2_store::optout::{select_files, OptOutFileKind, OptOutFileName, OptOutFilePolicy, OptOutIndex};
+use uid2_store::optout::{select_files, FramingCheck, OptOutFileKind, OptOutFileName, OptOutFilePolicy, OptOutIndex};
 
 use crate::attestation::Audience;
 use crate::client::CoreClient;
 use crate::error::SyncError;
+
+/// Creates the opt-out cache directory if needed and proves it writable with a probe file, so
+/// an unusable directory is reported once, clearly, naming the directory and the OS error —
+/// at startup, and again by any later pass that finds it gone.
+pub(crate) fn prepare_cache_dir(dir: &std::path::Path) -> Result<(), SyncError> {
+    std::fs::create_dir_all(dir).map_err(|e| SyncError::optout_cache(dir, "creating it", &e))?;
+    let probe = dir.join(".uid2-operator-write-probe");
+    let written = std::fs::write(&probe, b"probe").and_then(|()| std::fs::remove_file(&probe));
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&probe);
+        SyncError::optout_cache(dir, "writing a file", &e)
+    })
+}
 
 /// What a logout sends upstream.
 pub struct Logout {
@@ -86,7 +103,7 @@ impl Replicator {
             ])
             .headers(headers)
             .body(body)
-            .timeout(std::time::Duration::from_secs(30))
+            .timeout(self.client.request_timeout())
             .send()
             .await
             .map_err(|e| SyncError::transport(&e))?;
@@ -142,9 +159,6 @@ impl OptOutSync {
                 .build(),
         );
         let mut synced_once = false;
-        if let Err(error) = tokio::fs::create_dir_all(&self.config.optout.cache_dir).await {
-            tracing::error!(kind = ?error.kind(), "cannot create the opt-out cache directory");
-        }
         loop {
             match self.sync_once(&index).await {
                 Ok(next) => {
@@ -163,7 +177,12 @@ impl OptOutSync {
                 }
                 Err(error) => {
                     self.metrics.optout_sync("failure");
-                    tracing::warn!(%error, "opt-out sync failed; keeping the current index");
+                    if matches!(error, SyncError::OptOutCache { .. }) {
+                        // The operator's own disk: no retry will help until someone acts.
+                        tracing::error!(%error, "opt-out sync failed; keeping the current index");
+                    } else {
+                        tracing::warn!(%error, "opt-out sync failed; keeping the current index");
+                    }
                     if !synced_once {
                         self.observer.health(HEALTH, Some(format!("not synced yet: {error}")));
                     }
@@ -196,6 +215,8 @@ impl OptOutSync {
         if selection.is_empty() {
             return Ok(None);
         }
+        // The cache directory may have gone since startup (or since the last pass).
+        prepare_cache_dir(&self.config.optout.cache_dir)?;
         // New files are indexed while they download: each streams into the cache and, through a
         // bounded channel, into the index builder, so a large partition is read once and the
         // network overlaps the parsing.
@@ -239,14 +260,23 @@ impl OptOutSync {
         });
         let applied = build
             .await
-            .map_err(|_| SyncError::Malformed("opt-out index build stopped"));
-        // Every download must also have reached the cache, or a later rebuild could not read it.
+            .map_err(|_| SyncError::Malformed("opt-out index build stopped"))
+            .and_then(|built| built);
+        // Every download must also have reached the cache, checked whole (length and framing):
+        // a later rebuild reads it from there, and a later pass takes a cached file as already
+        // downloaded, so a spoiled copy is never kept (see `start_download`). Each is awaited,
+        // even after a failure, so none is still writing when the next pass starts.
+        let mut downloaded = Ok(());
         for download in downloads {
-            download
+            let result = download
                 .await
-                .map_err(|_| SyncError::Malformed("opt-out download stopped"))??;
+                .map_err(|_| SyncError::Malformed("opt-out download stopped"))
+                .and_then(|done| done);
+            if downloaded.is_ok() {
+                downloaded = result;
+            }
         }
-        Ok(Some(applied??))
+        downloaded.and(applied).map(Some)
     }
 
     fn cache_path(&self, name: &OptOutFileName) -> std::path::PathBuf {
@@ -280,31 +310,46 @@ impl OptOutSync {
             .ok_or(SyncError::Malformed("opt-out file without Content-Length"))?;
         let target = self.cache_path(name);
         let partial = target.with_extension("partial");
+        let dir = self.config.optout.cache_dir.clone();
+        let file_name = name.format();
         let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
         let task = tokio::spawn(async move {
-            let io = |e: std::io::Error| {
-                tracing::warn!(kind = ?e.kind(), "opt-out cache write failed");
-                SyncError::Malformed("opt-out cache write failed")
+            let io = |doing: &str| {
+                let what = format!("{doing} {file_name}");
+                let dir = dir.clone();
+                move |e: std::io::Error| SyncError::optout_cache(&dir, &what, &e)
             };
-            let mut file = tokio::fs::File::create(&partial).await.map_err(io)?;
-            let mut written = 0u64;
+            let mut file = tokio::fs::File::create(&partial).await.map_err(io("creating"))?;
+            let mut framing = FramingCheck::new();
             let mut builder_alive = true;
-            while let Some(chunk) = response.chunk().await.map_err(|e| SyncError::transport(&e))? {
-                file.write_all(&chunk).await.map_err(io)?;
-                written += chunk.len() as u64;
-                if builder_alive && tx.send(chunk).await.is_err() {
-                    // The builder gave up (it reported why); finish the cache copy anyway.
-                    builder_alive = false;
+            let copied: Result<(), SyncError> = async {
+                while let Some(chunk) = response.chunk().await.map_err(|e| SyncError::transport(&e))? {
+                    file.write_all(&chunk).await.map_err(io("writing"))?;
+                    framing.update(&chunk);
+                    if builder_alive && tx.send(chunk).await.is_err() {
+                        // The builder gave up (it reported why); finish the cache copy anyway.
+                        builder_alive = false;
+                    }
                 }
+                // tokio writes in the background: the last write's error surfaces here.
+                file.flush().await.map_err(io("writing"))
             }
+            .await;
             drop(tx);
-            file.flush().await.map_err(io)?;
             drop(file);
-            if written != len {
+            let checked = copied.and_then(|()| {
+                if framing.len() != len {
+                    return Err(SyncError::Malformed("opt-out file shorter than its Content-Length"));
+                }
+                // A file cut short or spoiled on the way is refused whole; the pass that
+                // downloaded it then keeps the current index (see `sync_once`).
+                Ok(framing.finish("optout")?)
+            });
+            if let Err(error) = checked {
                 let _ = tokio::fs::remove_file(&partial).await;
-                return Err(SyncError::Malformed("opt-out file shorter than its Content-Length"));
+                return Err(error);
             }
-            tokio::fs::rename(&partial, &target).await.map_err(io)
+            tokio::fs::rename(&partial, &target).await.map_err(io("renaming"))
         });
         Ok((ChunkReader::new(rx), len, task))
     }

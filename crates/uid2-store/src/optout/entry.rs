@@ -162,6 +162,73 @@ pub fn parse_file(store: &'static str, bytes: &[u8]) -> Result<Vec<OptOutEntry>,
         .collect())
 }
 
+/// Checks that a file, read in chunks of any size, is framed the way the OptOut service writes
+/// every opt-out file: a whole number of entries, the first a start sentinel (all-zero hash) and
+/// the last an end sentinel (all-`0xFF` hash). Deltas are written between the two sentinels and
+/// partitions keep them (sorted, the null hash first and the `0xFF` hash last), so a file that
+/// fails this was cut short or spoiled on the way; an empty file passes (the reference skips it).
+///
+/// The reference does not check this: it indexes whatever entries a file holds. A truncated
+/// delta whose length happens to be a multiple of 72 would then be indexed half, and a spoiled
+/// one indexed as garbage, and since a file name is indexed once, the real file would never be
+/// read again. The sync layer checks every file it downloads with this before indexing it.
+#[derive(Debug, Default, Clone)]
+pub struct FramingCheck {
+    /// The first entry (up to 72 bytes seen so far).
+    head: Vec<u8>,
+    /// The last 72 bytes seen so far.
+    tail: Vec<u8>,
+    len: u64,
+}
+
+impl FramingCheck {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes the next chunk of the file.
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.len += chunk.len() as u64;
+        let missing = OptOutEntry::LEN - self.head.len();
+        self.head.extend_from_slice(&chunk[..missing.min(chunk.len())]);
+        if chunk.len() >= OptOutEntry::LEN {
+            self.tail.clear();
+            self.tail.extend_from_slice(&chunk[chunk.len() - OptOutEntry::LEN..]);
+        } else {
+            self.tail.extend_from_slice(chunk);
+            let excess = self.tail.len().saturating_sub(OptOutEntry::LEN);
+            self.tail.drain(..excess);
+        }
+    }
+
+    /// Bytes seen so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The verdict on the whole file.
+    pub fn finish(&self, store: &'static str) -> Result<(), StoreError> {
+        if self.len % OptOutEntry::LEN as u64 != 0 {
+            let len = usize::try_from(self.len).unwrap_or(usize::MAX);
+            return Err(StoreError::new(store, Problem::OptOutFileLength { len }));
+        }
+        if self.len == 0 {
+            return Ok(());
+        }
+        let starts = self.head.get(..32).is_some_and(|hash| hash.iter().all(|b| *b == 0));
+        let ends = self.tail.get(..32).is_some_and(|hash| hash.iter().all(|b| *b == 0xFF));
+        if starts && ends {
+            Ok(())
+        } else {
+            Err(StoreError::new(store, Problem::OptOutFileFraming))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +313,64 @@ mod tests {
         assert_eq!((entries[0].timestamp, entries[1].timestamp), (1, 2));
         assert!(parse_file("optout", &file[..71]).is_err());
         assert!(parse_file("optout", &[]).expect("empty").is_empty());
+    }
+
+    fn framing_of(file: &[u8], chunk: usize) -> Result<(), StoreError> {
+        let mut check = FramingCheck::new();
+        for part in file.chunks(chunk.max(1)) {
+            check.update(part);
+        }
+        assert_eq!(check.len(), file.len() as u64);
+        check.finish("optout")
+    }
+
+    #[test]
+    fn framing_accepts_what_optout_writes_in_any_chunking() {
+        let user = OptOutEntry {
+            identity_hash: [7; 32],
+            advertising_id: vec![8; 32],
+            timestamp: 1_702_039_207,
+        };
+        let mut delta = OptOutEntry::start_sentinel(1).to_bytes().to_vec();
+        for _ in 0..3 {
+            delta.extend(user.to_bytes());
+        }
+        delta.extend(OptOutEntry::end_sentinel(2).to_bytes());
+        for chunk in [1, 5, 71, 72, 73, 100, 144, 1000] {
+            assert_eq!(framing_of(&delta, chunk), Ok(()), "chunks of {chunk}");
+        }
+        assert_eq!(framing_of(&[], 10), Ok(()), "an empty file is skipped, not refused");
+        let sentinels: Vec<u8> = [OptOutEntry::start_sentinel(1), OptOutEntry::end_sentinel(2)]
+            .iter()
+            .flat_map(OptOutEntry::to_bytes)
+            .collect();
+        assert_eq!(framing_of(&sentinels, 7), Ok(()));
+    }
+
+    #[test]
+    fn framing_refuses_truncated_and_spoiled_files() {
+        let user = OptOutEntry {
+            identity_hash: [7; 32],
+            advertising_id: vec![8; 32],
+            timestamp: 1_702_039_207,
+        };
+        let mut delta = OptOutEntry::start_sentinel(1).to_bytes().to_vec();
+        for _ in 0..4 {
+            delta.extend(user.to_bytes());
+        }
+        delta.extend(OptOutEntry::end_sentinel(2).to_bytes());
+        let framing = Err(StoreError::new("optout", Problem::OptOutFileFraming));
+        for chunk in [1, 72, 1000] {
+            // Half of six entries is three whole ones: the length alone cannot tell.
+            assert_eq!(framing_of(&delta[..delta.len() / 2], chunk), framing, "first half");
+            assert_eq!(framing_of(&delta[delta.len() / 2..], chunk), framing, "second half");
+            assert_eq!(framing_of(&user.to_bytes(), chunk), framing, "no sentinels");
+            let garbage: Vec<u8> = (0..delta.len()).map(|i| (i * 37 % 251) as u8).collect();
+            assert_eq!(framing_of(&garbage, chunk), framing, "garbage");
+            assert!(matches!(
+                framing_of(&delta[..delta.len() - 1], chunk).map_err(|e| e.problem),
+                Err(Problem::OptOutFileLength { .. })
+            ));
+        }
     }
 }
