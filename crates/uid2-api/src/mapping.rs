@@ -88,19 +88,48 @@ pub(crate) enum MapOutcome<'s> {
     Invalid,
 }
 
-/// Normalizes, checks opt-out and maps one identifier, as both identity map versions do.
-pub(crate) fn map_dii<'s>(
+/// Identities prepared together before any of them is looked up.
+const GROUP: usize = 16;
+
+/// Normalizes, checks opt-out and maps every item, as both identity map versions do, handing
+/// each item and its outcome to `each` in order.
+///
+/// In groups of [`GROUP`]: the first-level hashes of a group are computed first, then the salt
+/// bucket and opt-out filter block of each are read once, one after another, and only then is
+/// each identity checked and mapped. With a full-size store those reads are cache misses (the
+/// tables are hundreds of MB); issued back to back they overlap, where mapping one identity at
+/// a time waits for each in turn.
+pub(crate) fn map_each<'s, T>(
     app: &crate::state::AppState,
     serving: &'s Serving,
-    dii: Option<uid2_protocol::identity::Dii<'_>>,
+    items: &[T],
     now_ms: i64,
-) -> Result<MapOutcome<'s>, ApiError> {
-    let Some(identity) = dii.and_then(|d| d.to_identity()) else {
-        return Ok(MapOutcome::Invalid);
-    };
-    let flh = flh_of(serving, &identity);
-    if crate::optout::is_opted_out(serving, app.inner.optout.as_ref(), identity.id_type, &flh, false) {
-        return Ok(MapOutcome::OptOut);
+    identity_of: impl Fn(&T) -> Option<HashedIdentity>,
+    mut each: impl FnMut(&T, Result<MapOutcome<'s>, ApiError>),
+) {
+    let optouts = app.inner.optout.as_ref();
+    for group in items.chunks(GROUP) {
+        let mut prepared: [Option<(IdentityType, [u8; 32])>; GROUP] = [None; GROUP];
+        for (slot, item) in prepared.iter_mut().zip(group) {
+            *slot = identity_of(item).map(|identity| (identity.id_type, flh_of(serving, &identity)));
+        }
+        let mut read = 0u64;
+        for (_, flh) in prepared.iter().flatten() {
+            read ^= serving.store.salts.entry_for(flh, now_ms).warm() ^ optouts.warm(flh);
+        }
+        std::hint::black_box(read);
+        for (item, slot) in group.iter().zip(prepared) {
+            let outcome = match slot {
+                None => Ok(MapOutcome::Invalid),
+                Some((id_type, flh)) => {
+                    if crate::optout::is_opted_out(serving, optouts, id_type, &flh, false) {
+                        Ok(MapOutcome::OptOut)
+                    } else {
+                        map(serving, app.config(), id_type, &flh, now_ms).map(MapOutcome::Mapped)
+                    }
+                }
+            };
+            each(item, outcome);
+        }
     }
-    map(serving, app.config(), identity.id_type, &flh, now_ms).map(MapOutcome::Mapped)
 }

@@ -22,6 +22,12 @@ pub trait OptOutIndex: Send + Sync {
     fn opted_out_since(&self, first_level_hash: &[u8; 32]) -> Option<i64>;
     /// The earliest opt-out time recorded for this advertising id (standard base64, as sent).
     fn advertising_id_opted_out_since(&self, advertising_id: &str) -> Option<i64>;
+    /// Reads what a later [`Self::opted_out_since`] of this hash will read, so that a batch can
+    /// wait for the cache misses of several hashes at once; returns what it read, mixed. Never
+    /// changes an answer; by default reads nothing.
+    fn warm(&self, _first_level_hash: &[u8; 32]) -> u64 {
+        0
+    }
 }
 
 /// No opt-outs at all; local mode starts with this, as the reference's empty local mock does.

@@ -29,6 +29,10 @@ impl OptOutIndex for SyncedOptOuts {
     fn advertising_id_opted_out_since(&self, advertising_id: &str) -> Option<i64> {
         self.0.load().advertising_id_opted_out_since(advertising_id)
     }
+
+    fn warm(&self, first_level_hash: &[u8; 32]) -> u64 {
+        self.0.load().warm(first_level_hash)
+    }
 }
 
 /// Receives what the sync layer publishes.

@@ -11,13 +11,13 @@ use std::borrow::Cow;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use serde_json::Value;
-use uid2_protocol::identity::Dii;
+use uid2_protocol::identity::{Dii, HashedIdentity};
 use uid2_store::Role;
 
 use crate::answer;
 use crate::error::ApiError;
 use crate::input::missing_input_message;
-use crate::mapping::{map_dii, MapOutcome};
+use crate::mapping::{map_each, MapOutcome};
 use crate::request::{enveloped, Enveloped, Reply};
 use crate::service_link;
 use crate::state::AppState;
@@ -69,25 +69,17 @@ fn map(app: &AppState, req: &Enveloped) -> Result<Reply, ApiError> {
         out.extend_from_slice(br#"{"mapped":["#);
         let mut first_mapped = true;
         let mut first_unmapped = true;
-        for item in items {
-            // Read as text like the reference's `getString` (a number becomes its digits), and
-            // echo that text; only JSON null stays null.
-            let text: Option<Cow<'_, str>> = match item {
-                Value::Null => None,
-                Value::String(s) => Some(Cow::Borrowed(s.as_str())),
-                other => Some(Cow::Owned(other.to_string())),
-            };
-            let dii = text.as_deref().map(|t| match field {
-                "email" => Dii::Email(t),
-                "email_hash" => Dii::EmailHash(t),
-                "phone" => Dii::Phone(t),
-                _ => Dii::PhoneHash(t),
-            });
+        let identity = |item: &Value| -> Option<HashedIdentity> {
+            let text = text_of(item)?;
+            dii_of(field, &text).to_identity()
+        };
+        map_each(app, &req.serving, items, req.now_ms, identity, |item, outcome| {
+            let text = text_of(item);
             let identifier = |out: &mut Vec<u8>| match text.as_deref() {
                 Some(t) => answer::string(out, t),
                 None => out.extend_from_slice(b"null"),
             };
-            let reason = match map_dii(app, &req.serving, dii, req.now_ms) {
+            let reason = match outcome {
                 Ok(MapOutcome::Mapped(m)) => {
                     answer::separator(out, &mut first_mapped);
                     out.extend_from_slice(br#"{"identifier":"#);
@@ -106,7 +98,7 @@ fn map(app: &AppState, req: &Enveloped) -> Result<Reply, ApiError> {
                     } else {
                         out.extend_from_slice(b"\"}");
                     }
-                    continue;
+                    return;
                 }
                 Ok(MapOutcome::OptOut) => {
                     optout += 1;
@@ -118,7 +110,7 @@ fn map(app: &AppState, req: &Enveloped) -> Result<Reply, ApiError> {
                 }
                 Err(error) => {
                     failure.get_or_insert(error);
-                    continue;
+                    return;
                 }
             };
             answer::separator(&mut unmapped, &mut first_unmapped);
@@ -127,7 +119,7 @@ fn map(app: &AppState, req: &Enveloped) -> Result<Reply, ApiError> {
             unmapped.extend_from_slice(br#","reason":"#);
             answer::string(&mut unmapped, reason);
             unmapped.push(b'}');
-        }
+        });
         out.push(b']');
         if !unmapped.is_empty() {
             out.extend_from_slice(br#","unmapped":["#);
@@ -147,4 +139,23 @@ fn map(app: &AppState, req: &Enveloped) -> Result<Reply, ApiError> {
         optout,
     );
     Ok(reply)
+}
+
+/// An item read as text like the reference's `getString` (a number becomes its digits); only
+/// JSON null has none. The answer echoes this text.
+fn text_of(item: &Value) -> Option<Cow<'_, str>> {
+    match item {
+        Value::Null => None,
+        Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+        other => Some(Cow::Owned(other.to_string())),
+    }
+}
+
+fn dii_of<'a>(field: &str, text: &'a str) -> Dii<'a> {
+    match field {
+        "email" => Dii::Email(text),
+        "email_hash" => Dii::EmailHash(text),
+        "phone" => Dii::Phone(text),
+        _ => Dii::PhoneHash(text),
+    }
 }

@@ -11,13 +11,13 @@ use std::borrow::Cow;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use serde_json::Value;
-use uid2_protocol::identity::Dii;
+use uid2_protocol::identity::{Dii, HashedIdentity};
 use uid2_store::Role;
 
 use crate::answer;
 use crate::error::ApiError;
 use crate::input::{MIXED_MISSING_EMAIL_ONLY, MIXED_MISSING_WITH_PHONE};
-use crate::mapping::{map_dii, MapOutcome};
+use crate::mapping::{map_each, MapOutcome};
 use crate::request::{enveloped, Enveloped, Reply};
 use crate::service_link;
 use crate::state::AppState;
@@ -83,15 +83,19 @@ fn map(app: &AppState, req: &Enveloped) -> Result<Reply, ApiError> {
             answer::string(out, field);
             out.extend_from_slice(b":[");
             let mut first = true;
-            for value in values {
-                let dii = match *field {
+            let dii = |value: &Cow<'_, str>| -> Option<HashedIdentity> {
+                let value: &str = value;
+                match *field {
                     "email" => Dii::Email(value),
                     "email_hash" => Dii::EmailHash(value),
                     "phone" => Dii::Phone(value),
                     _ => Dii::PhoneHash(value),
-                };
+                }
+                .to_identity()
+            };
+            map_each(app, &req.serving, values, req.now_ms, dii, |_, outcome| {
                 answer::separator(out, &mut first);
-                match map_dii(app, &req.serving, Some(dii), req.now_ms) {
+                match outcome {
                     Ok(MapOutcome::Mapped(m)) => {
                         out.extend_from_slice(b"{\"u\":");
                         answer::base64(out, &m.raw_uid);
@@ -116,7 +120,7 @@ fn map(app: &AppState, req: &Enveloped) -> Result<Reply, ApiError> {
                         failure.get_or_insert(error);
                     }
                 }
-            }
+            });
             out.push(b']');
         }
         out.push(b'}');

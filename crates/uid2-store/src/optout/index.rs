@@ -218,6 +218,17 @@ impl OptOutIndex {
             .map(i64::from)
     }
 
+    /// Reads the filter blocks [`Self::opted_out_since`] will test for this hash, without
+    /// answering, and returns what it read mixed together.
+    ///
+    /// For batch callers: warming the blocks of several hashes one after another, before looking
+    /// any of them up, lets the CPU wait for their cache misses together instead of one at a
+    /// time (pass the result to `std::hint::black_box`). Never changes an answer.
+    pub fn warm(&self, first_level_hash: &[u8; 32]) -> u64 {
+        self.layers()
+            .fold(0, |mixed, layer| mixed ^ layer.hash_filter.warm(first_level_hash))
+    }
+
     /// The earliest opt-out time (epoch seconds) recorded for the advertising id whose
     /// standard, padded base64 is exactly `advertising_id_b64`, as `/v2/optout/status` sends
     /// it. Always `None` for an index built without advertising ids.

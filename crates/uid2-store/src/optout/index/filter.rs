@@ -89,6 +89,16 @@ impl Filter {
         })
     }
 
+    /// Reads the first and last word of `key`'s block (a block may straddle two cache lines)
+    /// without testing it; see [`super::OptOutIndex::warm`].
+    pub(super) fn warm(&self, key: &[u8]) -> u64 {
+        let Some((block_word, _)) = probes(key) else {
+            return 0;
+        };
+        let base = self.block(block_word) * 8;
+        self.words.get(base).copied().unwrap_or(0) ^ self.words.get(base + 7).copied().unwrap_or(0)
+    }
+
     pub(super) fn heap_bytes(&self) -> usize {
         self.words.capacity() * 8
     }
