@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from sdkharness import DSP, PUBLISHER_124, REPO_ROOT, SPECIAL, Sensitive
+from sdkharness import DSP, PUBLISHER_124, REPO_ROOT, SPECIAL, Sensitive, add_store_secrets, check_log
 
 # The SDK calls urllib without a timeout; bound every socket operation of this process.
 socket.setdefaulttimeout(15)
@@ -124,7 +124,7 @@ def _start(
 ) -> tuple[subprocess.Popen | None, str]:
     """Starts the operator with `port_offset=offset`; returns it once healthy, or None and why."""
     env = dict(os.environ)
-    env.update({"port_offset": str(offset), "RUST_LOG": "debug", "NO_COLOR": "1"})
+    env.update({"port_offset": str(offset), "RUST_LOG": "trace", "NO_COLOR": "1"})
     port = API_BASE_PORT + offset
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
@@ -210,9 +210,14 @@ def operator_key() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def operator(tmp_path_factory) -> RunningOperator:
+def operator(tmp_path_factory, sensitive) -> RunningOperator:
     """The real operator binary on loopback, started once for the session: local mode, or
-    attested mode against the local Core when UID2_SDK_MODE=attested."""
+    attested mode against the local Core when UID2_SDK_MODE=attested.
+
+    It logs at the most verbose level (RUST_LOG=trace, dependencies included). After the session,
+    once it has stopped, its whole log is checked against every secret and piece of DII the
+    session used (`sensitive`) and the shapes of tokens and bodies; a hit fails the run, reported
+    by kind and line number only."""
     binary = _operator_binary()
     work = tmp_path_factory.mktemp("operator")
     log_path = work / "operator.log"
@@ -257,6 +262,13 @@ def operator(tmp_path_factory) -> RunningOperator:
         _stop(process)
         if core is not None:
             _stop(core)
+    leaks = check_log(log_path, sensitive)
+    if leaks:
+        pytest.fail(
+            f"the operator log {log_path} holds {len(leaks)} secret(s), piece(s) of DII or body shape(s) "
+            f"({sensitive.count()} values checked):\n  " + "\n  ".join(leaks[:60]),
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -270,6 +282,7 @@ def sensitive(operator_key: str | None) -> Sensitive:
     collected = Sensitive()
     for client in (SPECIAL, DSP, PUBLISHER_124):
         collected.add_client(client)
+    add_store_secrets(collected)
     if operator_key:
         collected.add("operator key", operator_key)
     return collected

@@ -148,18 +148,36 @@ class Sensitive:
         return sum(len(v) for v in self.values.values())
 
 
+# Kinds whose values are base64 of raw bytes: the bytes in hex, base64url or a Rust `{:?}` of a
+# byte slice are the same secret.
+BYTE_KINDS = {
+    "identity_hash",
+    "first_level_hash",
+    "refresh_response_key",
+    "api_secret",
+    "raw_uid",
+    "key_secret",
+    "cloud_key_secret",
+    "cstg_shared_secret",
+}
+
+
 def needles(kind: str, value: str) -> list[str]:
     """Forms of `value` whose presence in a log counts as a leak."""
     forms = {value}
     if len(value) >= 40:
         # A truncated value is still a leak; 24 characters of a token, key or hash are unique.
         forms.add(value[:24])
-    if kind in {"identity_hash", "first_level_hash", "refresh_response_key", "api_secret", "raw_uid"}:
-        raw = base64.b64decode(value + "=" * (-len(value) % 4))
-        forms.add(raw.hex())
-        forms.add(base64.urlsafe_b64encode(raw).decode().rstrip("="))
-        # Rust `{:?}` of a byte slice: "[12, 200, 7, ...".
-        forms.add("[" + ", ".join(str(b) for b in raw[:8]))
+    if kind in BYTE_KINDS:
+        try:
+            raw = base64.b64decode(value + "=" * (-len(value) % 4))
+        except ValueError:
+            raw = b""
+        if len(raw) >= 16:
+            forms.add(raw.hex())
+            forms.add(base64.urlsafe_b64encode(raw).decode().rstrip("="))
+            # Rust `{:?}` of a byte slice: "[12, 200, 7, ...".
+            forms.add("[" + ", ".join(str(b) for b in raw[:8]))
     if kind == "advertising_token":
         # The same bytes in standard base64.
         forms.add(base64.b64encode(b64decode_url(value)).decode()[:24])
@@ -168,20 +186,83 @@ def needles(kind: str, value: str) -> list[str]:
     return sorted(f for f in forms if f)
 
 
+def add_store_secrets(sensitive: Sensitive) -> None:
+    """Every secret of the test store the operator serves (both store directories): client keys,
+    secrets and key hashes/salts, keyset keys, cloud encryption keys, CSTG private keys, the
+    first-level salt, the bucket-id secret and every salt and v4 key of the salt files."""
+    store = REPO_ROOT / "testdata"
+
+    def records(path: Path) -> list[dict]:
+        return json.loads(path.read_text()) if path.exists() else []
+
+    for client in records(store / "reference-store/clients/clients.json"):
+        sensitive.add("api_key", client.get("key"))
+        sensitive.add("api_secret", client.get("secret"))
+        sensitive.add("client_key_hash", client.get("key_hash"))
+        sensitive.add("client_key_salt", client.get("key_salt"))
+    for name in ("local-store", "reference-store"):
+        for key in records(store / name / "keyset_keys/keyset_keys.json"):
+            sensitive.add("key_secret", key.get("secret"))
+        for key in records(store / name / "cloud_encryption_keys/cloud_encryption_keys.json"):
+            sensitive.add("cloud_key_secret", key.get("secret"))
+        for pair in records(store / name / "client_side_keypairs/client_side_keypairs.json"):
+            sensitive.add("cstg_private_key", pair.get("private_key"))
+        for metadata in sorted((store / name / "salts").glob("metadata*.json")):
+            meta = json.loads(metadata.read_text())
+            sensitive.add("first_level_salt", meta.get("first_level"))
+            sensitive.add("bucket_id_secret", meta.get("id_secret"))
+        for salts in sorted((store / name / "salts").glob("salts.txt.*")):
+            for line in salts.read_text().splitlines():
+                columns = line.split(",")
+                # Current and previous salt, then v4 key and key salt, current and previous.
+                for column in (2, 4, 6, 7, 9, 10):
+                    if column < len(columns) and len(columns[column]) >= 16:
+                        sensitive.add("salt", columns[column])
+
+
 def strip_ansi(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
 
 
+# Shapes that are a leak whatever their value. An attestation token ends `<sealed>-<16-char IV>-g`.
+# Any run of 64 base64/base64url characters (`=` only pads, so `key=value` fields are two runs) is
+# a key, hash, token or encrypted body: the longest legitimate run in a trace-level log, a route
+# or a field, is under 30. Lowercase hex is the exception: the public enclave measurements
+# (MRENCLAVE) are logged in hex, and the hex forms of the known secrets are checked by value. A
+# JSON object is a request or response body (the operator logs `key=value` fields, never JSON).
+SHAPES = {
+    "attestation token": re.compile(r"[A-Za-z0-9+/=]{20}-[A-Za-z0-9+/=]{16}-g"),
+    "base64 run of 64+ characters (key, hash, token or body)": re.compile(
+        r"(?<![A-Za-z0-9+/_-])(?![0-9a-f]+(?![A-Za-z0-9+/_-]))[A-Za-z0-9+/_-]{64,}"
+    ),
+    "JSON object (request or response body)": re.compile(r'\{\s*"[A-Za-z_]+"\s*:'),
+}
+
+
 def find_leaks(log_text: str, sensitive: Sensitive) -> list[str]:
+    """Every secret, piece of DII or body shape found in the log, as "<kind> at line <n>": never
+    the value, nor the line that holds it (the report itself must not leak)."""
     found = []
+
+    def line_of(position: int) -> int:
+        return log_text.count("\n", 0, position) + 1
+
     for kind, values in sorted(sensitive.values.items()):
         for value in sorted(values):
             for needle in needles(kind, value):
-                if needle in log_text:
-                    line = next(ln for ln in log_text.splitlines() if needle in ln)
-                    found.append(f"{kind} {value[:12]}… (as {needle[:16]}…) in log line: {line[:300]}")
+                at = log_text.find(needle)
+                if at >= 0:
+                    found.append(f"{kind} at line {line_of(at)}")
                     break
+    for kind, shape in SHAPES.items():
+        for match in shape.finditer(log_text):
+            found.append(f"{kind} at line {line_of(match.start())}")
     return found
+
+
+def check_log(path: Path, sensitive: Sensitive) -> list[str]:
+    """`find_leaks` over the log file at `path` (ANSI colours stripped)."""
+    return find_leaks(strip_ansi(path.read_text(encoding="utf-8", errors="replace")), sensitive)
 
 
 # --- Expected raw UIDs, computed from the fixture salts (tokens.md §1, api.md §7) -------------

@@ -1,9 +1,11 @@
-"""8. No secrets or DII in the operator's log (RUST_LOG=debug).
+"""8. No secrets or DII in the operator's log (RUST_LOG=trace, the most verbose level).
 
 This module's name sorts last, so pytest runs it after every other module of tests/sdk: by then
 the session's `sensitive` collector holds every email, phone, hash, token, refresh token,
-refresh_response_key, raw UID, API key and secret the suite used. It also makes its own traffic
-first, so it checks something when run alone.
+refresh_response_key, raw UID, API key and secret the suite used, and every secret of the test
+store (client secrets and key hashes, keyset and cloud keys, CSTG private keys, salts). It also
+makes its own traffic first, so it checks something when run alone. The `operator` fixture
+checks the whole log once more after the operator has stopped.
 """
 
 from __future__ import annotations
@@ -57,9 +59,11 @@ def test_operator_log_has_no_secrets_or_dii(operator, base_url, sensitive):
     # The check itself can fail: a leaked token planted in a copy of the log is found.
     planted = next(iter(sensitive.values["refresh_token"]))
     assert find_leaks(log + "\nDEBUG body=" + planted + "\n", sensitive)
+    assert find_leaks(log + '\nTRACE body={"email":"x"}\n', sensitive), "a JSON body is found"
+    assert sensitive.values.get("key_secret") and sensitive.values.get("salt"), "store secrets collected"
 
     leaks = find_leaks(log, sensitive)
     assert not leaks, (
-        f"{len(leaks)} secret or DII value(s) of {sensitive.count()} checked appear in {operator.log_path}:\n"
-        + "\n".join(leaks[:40])
+        f"{len(leaks)} secret(s), DII value(s) or body shape(s) ({sensitive.count()} values checked) appear in "
+        f"{operator.log_path}:\n" + "\n".join(leaks[:40])
     )

@@ -76,6 +76,42 @@ mod tests {
         assert_eq!(format!("{key:?}"), "AttestationKey(..)");
     }
 
+    /// The private key never leaves this type: no method returns it or encodes it (no PKCS#1 or
+    /// PKCS#8 encoder, PEM or DER, no serde), the field is private to this module, `Debug` shows
+    /// nothing of it, and the rsa crate wipes it when the (single-attempt) key drops.
+    #[test]
+    fn the_private_key_never_leaves_memory() {
+        fn zeroizes_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        zeroizes_on_drop::<RsaPrivateKey>();
+
+        let source = include_str!("key.rs");
+        let code = source.split("#[cfg(test)]").next().unwrap_or_default();
+        for encoder in [
+            "EncodePrivateKey",
+            "EncodeRsaPrivateKey",
+            "to_pkcs8",
+            "to_pkcs1",
+            "_pem",
+            "_der_file",
+            "Serialize",
+            "pub private",
+            "fn private",
+        ] {
+            assert!(!code.contains(encoder), "key.rs names {encoder:?} outside its tests");
+        }
+
+        use rsa::traits::PrivateKeyParts;
+        let key = AttestationKey::generate().expect("key generation");
+        let d = key.private.d().to_bytes_be();
+        let prime = key.private.primes()[0].to_bytes_be();
+        let shown = [format!("{key:?}"), format!("{key:#?}"), format!("{:?}", Some(&key))].concat();
+        for secret in [&d, &prime] {
+            for form in [hex::encode(&secret[..16]), key.private.d().to_string()[..24].to_owned()] {
+                assert!(!shown.contains(&form), "Debug shows the private key");
+            }
+        }
+    }
+
     #[test]
     fn every_attempt_gets_a_new_key() {
         let a = AttestationKey::generate().expect("key");

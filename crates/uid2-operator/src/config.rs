@@ -13,12 +13,17 @@ use std::path::PathBuf;
 use serde_json::{Map, Value};
 use uid2_protocol::identity::IdentityScope;
 use uid2_store::runtime_config::RuntimeConfig;
+use zeroize::Zeroizing;
 
-/// A configured secret (operator API key); prints as `Secret(..)`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// A configured secret (operator API key); prints as `Secret(..)` and is wiped on drop.
+#[derive(Clone)]
+pub struct Secret(Zeroizing<String>);
 
 impl Secret {
+    pub fn new(text: String) -> Self {
+        Self(Zeroizing::new(text))
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -314,10 +319,12 @@ pub fn load(file_text: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Re
             }
         }
     };
-    let core_api_token = env("core_api_token").or_else(|| r.string("core_api_token")).map(Secret);
+    let core_api_token = env("core_api_token")
+        .or_else(|| r.string("core_api_token"))
+        .map(Secret::new);
     let optout_api_token = env("optout_api_token")
         .or_else(|| r.string("optout_api_token"))
-        .map(Secret);
+        .map(Secret::new);
 
     let attested = core_attest_url
         .clone()

@@ -246,6 +246,41 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    /// The forms a key's bytes could take in a log: base64, hex, and Rust's `{:?}` of the array.
+    fn printed_forms(bytes: &[u8]) -> Vec<String> {
+        let decimal: Vec<String> = bytes.iter().take(6).map(u8::to_string).collect();
+        vec![
+            crate::base64::encode(bytes),
+            hex::encode(bytes),
+            hex::encode_upper(bytes),
+            format!("[{}", decimal.join(", ")),
+        ]
+    }
+
+    #[test]
+    fn secret_keys_print_nothing_of_their_bytes_and_zeroize() {
+        fn zeroizes_on_drop<T: ZeroizeOnDrop>() {}
+        zeroizes_on_drop::<SecretKey>();
+        let bytes: [u8; 32] = std::array::from_fn(|i| 0xA0 ^ (i as u8 * 7));
+        let key = SecretKey::from_bytes(bytes);
+        let _ = gcm_seal_with_iv(&key, &[0; 12], b"expand the schedule", b"");
+        for shown in [
+            format!("{key:?}"),
+            format!("{key:#?}"),
+            format!("{:?}", Some(key.clone())),
+        ] {
+            for form in printed_forms(&bytes) {
+                assert!(!shown.contains(&form), "{shown} shows the key as {form}");
+            }
+        }
+        assert_eq!(format!("{key:?}"), "SecretKey(..)");
+        let mut wiped = key.clone();
+        wiped.zeroize();
+        assert_eq!(wiped.expose(), &[0; 32]);
+        assert!(wiped.gcm.get().is_none(), "the schedule handle is gone");
+        assert_eq!(key.expose(), &bytes, "wiping a clone leaves the original");
+    }
+
     #[test]
     fn clones_share_one_key_schedule() {
         let key = SecretKey::from_bytes([7; 32]);

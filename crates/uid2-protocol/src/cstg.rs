@@ -10,6 +10,7 @@
 use p256::ecdh::diffie_hellman;
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 use p256::{PublicKey, SecretKey as EcSecretKey};
+use zeroize::Zeroizing;
 
 use crate::crypto::{gcm_open_parts, gcm_seal, gcm_seal_with_iv, DecryptError, SecretKey, GCM_IV_LEN};
 use crate::entropy::Entropy;
@@ -33,10 +34,11 @@ pub struct KeyFormatError;
 pub struct BadPublicKey;
 
 impl ServerKey {
-    /// Parses `<9-char prefix><base64 PKCS#8 DER>`.
+    /// Parses `<9-char prefix><base64 PKCS#8 DER>`. The decoded DER holds the private scalar:
+    /// it is wiped once parsed (the key itself zeroizes on drop).
     pub fn from_prefixed_pkcs8(text: &str) -> Result<Self, KeyFormatError> {
         let body = text.get(KEY_PREFIX_LEN..).ok_or(KeyFormatError)?;
-        let der = crate::base64::decode(body).map_err(|_| KeyFormatError)?;
+        let der = Zeroizing::new(crate::base64::decode(body).map_err(|_| KeyFormatError)?);
         let secret = EcSecretKey::from_pkcs8_der(&der).map_err(|_| KeyFormatError)?;
         Ok(Self { secret })
     }
@@ -209,6 +211,26 @@ mod tests {
         assert_eq!(server.shared_secret("AAAA").err(), Some(BadPublicKey));
         assert_eq!(server.shared_secret("%%%").err(), Some(BadPublicKey));
         assert_eq!(format!("{server:?}"), "ServerKey(..)");
+    }
+
+    #[test]
+    fn the_private_key_zeroizes_and_never_prints() {
+        fn zeroizes_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        zeroizes_on_drop::<EcSecretKey>();
+        let server = ServerKey::from_prefixed_pkcs8(SERVER_PRIVATE).expect("parses");
+        let scalar = server.secret.to_bytes();
+        let decimal: Vec<String> = scalar.iter().take(6).map(u8::to_string).collect();
+        let body = &SERVER_PRIVATE[KEY_PREFIX_LEN..];
+        for shown in [format!("{server:?}"), format!("{server:#?}")] {
+            for form in [
+                hex::encode(scalar),
+                crate::base64::encode(&scalar),
+                format!("[{}", decimal.join(", ")),
+                body[body.len() - 24..].to_owned(),
+            ] {
+                assert!(!shown.contains(&form), "{shown} shows the private key");
+            }
+        }
     }
 
     #[test]

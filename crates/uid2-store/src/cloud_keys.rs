@@ -161,6 +161,14 @@ mod tests {
         assert_eq!(inline.key(3).map(|k| k.site_id), Some(5));
         let shown = format!("{store:?}");
         assert!(!shown.contains("mydrCudb2"));
+        for id in 1..=12 {
+            let secret = store.key(id).expect("sample key").secret.expose();
+            assert!(!shown.contains(&hex::encode(&secret[..12])), "key {id} shows in hex");
+            assert!(
+                !shown.contains(&uid2_protocol::base64::encode(secret)[..16]),
+                "key {id} in base64"
+            );
+        }
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! as UTF-16 code units, like Java's `String.charAt`, so non-ASCII salts shuffle identically.
 //! Like the library, a negative number encodes to the empty string.
 
+use zeroize::Zeroize;
+
 const DEFAULT_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ1234567890";
 const DEFAULT_SEPARATORS: &[u8] = b"cfhistuCFHISTU";
 /// One guard per this many alphabet letters, rounded up.
@@ -28,6 +30,15 @@ impl std::fmt::Debug for Hashids {
         f.debug_struct("Hashids")
             .field("min_length", &self.min_length)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Hashids {
+    /// The salt is `id_secret`, and the shuffled alphabet and guards are derived from it.
+    fn drop(&mut self) {
+        self.salt.zeroize();
+        self.alphabet.zeroize();
+        self.guards.zeroize();
     }
 }
 
@@ -172,6 +183,17 @@ impl Hashids {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bucket_id_secret_never_prints() {
+        let secret = "HF6Qz42HBbVHINxhh191dB09BCuTWyBkNtrNicO4ZCw=";
+        let hashids = Hashids::new(secret, 9);
+        let alphabet = String::from_utf8(hashids.alphabet.clone()).expect("ASCII");
+        for shown in [format!("{hashids:?}"), format!("{hashids:#?}")] {
+            assert!(!shown.contains(&secret[..12]), "{shown}");
+            assert!(!shown.contains(&alphabet[..12]), "{shown} shows the shuffled alphabet");
+        }
+    }
 
     /// Computed with the Java library the reference uses (`org.hashids.Hashids` from
     /// `yomorun/hashids-java` at 039da8c, the 1.0.3 source, run with `java`) and reproduced by the

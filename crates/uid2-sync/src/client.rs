@@ -42,8 +42,11 @@ impl Identity {
 }
 
 /// A `Bearer` header for the operator key, marked sensitive so it never shows in debug output.
+/// (The header value's own buffer belongs to the HTTP stack and is not wiped; the text it is
+/// built from is.)
 pub(crate) fn bearer(key: &str) -> Option<HeaderValue> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {key}")).ok()?;
+    let text = zeroize::Zeroizing::new(format!("Bearer {key}"));
+    let mut value = HeaderValue::from_str(&text).ok()?;
     value.set_sensitive(true);
     Some(value)
 }

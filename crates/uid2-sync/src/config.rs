@@ -120,3 +120,24 @@ pub struct SyncConfig {
     /// own, longer bound, and attestation 60 s.
     pub request_timeout: Duration,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_operator_key_never_prints_and_zeroizes() {
+        fn zeroizes_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        zeroizes_on_drop::<Zeroizing<String>>();
+        let key = OperatorKey::new("UID2-O-L-999-NW4Zx0.ex3wj2sdTPzINv8Aqc+mkeq9U/TIyxLcgTKIZ=");
+        let settings = OptOutSettings::default();
+        for shown in [
+            format!("{key:?}"),
+            format!("{:#?}", key.clone()),
+            format!("{settings:?}"),
+        ] {
+            assert!(!shown.contains("ex3wj2sd") && !shown.contains("NW4Zx0"), "{shown}");
+        }
+        assert_eq!(format!("{key:?}"), "OperatorKey(..)");
+    }
+}

@@ -24,6 +24,7 @@ use uid2_store::service_links::ServiceLinkStore;
 use uid2_store::services::ServiceStore;
 use uid2_store::sites::SiteStore;
 use uid2_store::{Loaded, Snapshot, StoreError};
+use zeroize::Zeroizing;
 
 use crate::attestation::Audience;
 use crate::client::CoreClient;
@@ -230,7 +231,9 @@ impl Stores {
 
     /// `None` when the version did not increase.
     async fn fetch_and_parse(&self, id: StoreId, url: &str) -> Result<Option<(i64, Parsed)>, SyncError> {
-        let metadata = self.client.get_authenticated(url, Audience::Core, id.name()).await?;
+        // Salts metadata carries the first-level salt and the bucket-id secret, cloud keys come
+        // inline: every answer is wiped once parsed, as are the data files below.
+        let metadata = Zeroizing::new(self.client.get_authenticated(url, Audience::Core, id.name()).await?);
         let newer = |version: i64| self.loaded_version(id).is_none_or(|loaded| version > loaded);
         let parsed = match id {
             StoreId::CloudEncryptionKeys => {
@@ -250,7 +253,7 @@ impl Stores {
                 if !newer(meta.version) {
                     return Ok(None);
                 }
-                let mut files: HashMap<String, Vec<u8>> = HashMap::new();
+                let mut files: HashMap<String, Zeroizing<Vec<u8>>> = HashMap::new();
                 for spec in &meta.snapshots {
                     if !files.contains_key(&spec.location) {
                         let data = self.data_file(id, &spec.location).await?;
@@ -264,14 +267,18 @@ impl Stores {
                     SaltStore::build(
                         &meta,
                         |location| {
-                            files.remove(location).ok_or_else(|| {
-                                StoreError::new(
-                                    "salts",
-                                    uid2_store::error::Problem::NotFound {
-                                        path: "(salt file)".into(),
-                                    },
-                                )
-                            })
+                            // The salt store wipes the file it is handed once parsed.
+                            files
+                                .remove(location)
+                                .map(|mut file| std::mem::take(&mut *file))
+                                .ok_or_else(|| {
+                                    StoreError::new(
+                                        "salts",
+                                        uid2_store::error::Problem::NotFound {
+                                            path: "(salt file)".into(),
+                                        },
+                                    )
+                                })
                         },
                         now_ms,
                     )
@@ -311,16 +318,17 @@ impl Stores {
         Ok(Some(parsed))
     }
 
-    /// A data file at `location`, decrypted when the encrypted scope is on.
-    async fn data_file(&self, id: StoreId, location: &str) -> Result<Vec<u8>, SyncError> {
-        let bytes = self.client.get_file(location, id.name()).await?;
+    /// A data file at `location`, decrypted when the encrypted scope is on; wiped on drop (the
+    /// keyset keys, clients and keypairs files hold every key in base64).
+    async fn data_file(&self, id: StoreId, location: &str) -> Result<Zeroizing<Vec<u8>>, SyncError> {
+        let bytes = Zeroizing::new(self.client.get_file(location, id.name()).await?);
         if !self.config.encrypted_files {
             return Ok(bytes);
         }
         let keys = self
             .cloud_keys()
             .ok_or(SyncError::Malformed("encrypted file before the cloud keys loaded"))?;
-        Ok(decrypt_store_file(id.name(), &bytes, &keys)?)
+        Ok(Zeroizing::new(decrypt_store_file(id.name(), &bytes, &keys)?))
     }
 
     fn swap(&self, version: i64, parsed: Parsed) {

@@ -57,7 +57,8 @@ fn validate(app: &AppState, req: &Enveloped) -> Result<Reply, ApiError> {
         record("unauthorized");
         return Err(ApiError::client_error("Unauthorised to validate token"));
     }
-    let matched = token.raw_uid == expected;
+    // Constant time: the raw UID in the token is not the caller's to learn byte by byte.
+    let matched = uid2_protocol::crypto::ct_eq(&token.raw_uid, expected.as_ref());
     record(if matched { "match" } else { "mismatch" });
     Reply::success(&matched)
 }

@@ -376,10 +376,51 @@ fn errors_and_debug_output_carry_no_secrets() {
     secrets.push("salt1234salt1234".to_owned());
     secrets.push("fOGY/aRE44peL23i".to_owned());
     secrets.push("HF6Qz42HBbVHINxhh".to_owned());
-    for secret in &secrets {
-        assert!(!debug.contains(secret.as_str()), "Debug shows {secret}");
+    // Every salt, v4 key and key salt of every salt file.
+    for entry in std::fs::read_dir(root().join("salts")).expect("salts/").flatten() {
+        if !entry.file_name().to_string_lossy().starts_with("salts.txt.") {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path()).expect("salt file");
+        for line in text.lines() {
+            let columns: Vec<&str> = line.split(',').collect();
+            for column in [2, 4, 6, 7, 9, 10] {
+                secrets.extend(
+                    columns
+                        .get(column)
+                        .filter(|c| c.len() >= 16)
+                        .map(|c| c[..16].to_owned()),
+                );
+            }
+        }
     }
-    assert!(secrets.len() > 30);
+    // The bytes of every 32-byte secret as hex and as Rust prints a byte array.
+    let byte_forms: Vec<String> = secrets
+        .iter()
+        .filter_map(|text| uid2_protocol::base64::decode(text).ok())
+        .filter(|bytes| bytes.len() >= 12)
+        .flat_map(|bytes| {
+            let decimal: Vec<String> = bytes.iter().take(6).map(u8::to_string).collect();
+            [hex::encode(&bytes[..12]), format!("[{}", decimal.join(", "))]
+        })
+        .collect();
+    let key_bytes: Vec<String> = snapshot
+        .keyset_keys
+        .keys()
+        .iter()
+        .map(|key| &key.secret)
+        .chain(snapshot.clients.clients().iter().map(|client| &client.secret))
+        .map(|secret| hex::encode(&secret.expose()[..12]))
+        .collect();
+    for secret in secrets.iter().chain(&byte_forms).chain(&key_bytes) {
+        assert!(!debug.contains(secret.as_str()), "Debug shows {secret}");
+        assert!(
+            !format!("{snapshot:#?}").contains(secret.as_str()),
+            "pretty Debug shows {secret}"
+        );
+    }
+    assert!(secrets.len() > 40, "{} secrets checked", secrets.len());
+    assert!(key_bytes.len() >= 19, "{} keys checked", key_bytes.len());
 }
 
 #[test]
