@@ -3,8 +3,9 @@
 //! The wire contract is the reference's: errors are never encrypted; JSON errors are
 //! `{"message":…,"status":…}` with `application/json`; authentication failures are
 //! `{"status":"unauthorized"}` with no message; a few framework-level failures are plain text
-//! (`413 Request Entity Too Large`, `500 Internal Server Error`). Messages never contain request
-//! bodies, identifiers, tokens or keys: they are fixed texts chosen by the handlers.
+//! (`413 Request Entity Too Large`, `500 Internal Server Error`, `503 Service Unavailable`, and
+//! this operator's own `408 Request Timeout`). Messages never contain request bodies, identifiers,
+//! tokens or keys: they are fixed texts chosen by the handlers.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +16,8 @@ use serde::Serialize;
 pub struct ApiError {
     http: StatusCode,
     body: ErrorBody,
+    /// Answer with `Connection: close`: the rest of the request cannot be read.
+    close: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +50,7 @@ impl ApiError {
                 status,
                 message: Some(message.into()),
             },
+            close: false,
         }
     }
 
@@ -58,6 +62,7 @@ impl ApiError {
                 status: "unauthorized",
                 message: None,
             },
+            close: false,
         }
     }
 
@@ -81,10 +86,26 @@ impl ApiError {
         Self::plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
     }
 
+    /// 503 for a request shed by admission control: the same answer as [`ApiError::not_ready`],
+    /// so a client sees one "unavailable, try later" shape whatever the cause.
+    pub fn overloaded() -> Self {
+        Self::not_ready()
+    }
+
+    /// 408 when the body did not arrive within the server's body-read timeout. The connection is
+    /// closed after it: the unread rest of the body would otherwise be taken for the next request.
+    pub fn body_timeout() -> Self {
+        Self {
+            close: true,
+            ..Self::plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout")
+        }
+    }
+
     fn plain(http: StatusCode, text: &'static str) -> Self {
         Self {
             http,
             body: ErrorBody::Plain(text),
+            close: false,
         }
     }
 
@@ -95,7 +116,19 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        match self.body {
+        let mut response = self.body_response();
+        if self.close {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
+
+impl ApiError {
+    fn body_response(&self) -> Response {
+        match &self.body {
             ErrorBody::Json { status, message } => {
                 let body = serde_json::to_vec(&JsonError {
                     message: message.as_deref(),
@@ -109,7 +142,7 @@ impl IntoResponse for ApiError {
                 )
                     .into_response()
             }
-            ErrorBody::Plain(text) => (self.http, text).into_response(),
+            ErrorBody::Plain(text) => (self.http, *text).into_response(),
         }
     }
 }
@@ -147,5 +180,24 @@ mod tests {
             body_of(ApiError::internal()).await,
             (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error".into())
         );
+        assert_eq!(
+            body_of(ApiError::overloaded()).await,
+            (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable".into())
+        );
+        assert_eq!(
+            body_of(ApiError::body_timeout()).await,
+            (StatusCode::REQUEST_TIMEOUT, "Request Timeout".into())
+        );
+    }
+
+    #[test]
+    fn only_a_body_timeout_closes_the_connection() {
+        let connection = |e: ApiError| e.into_response().headers().get(header::CONNECTION).cloned();
+        assert_eq!(
+            connection(ApiError::body_timeout()),
+            Some(HeaderValue::from_static("close"))
+        );
+        assert_eq!(connection(ApiError::overloaded()), None);
+        assert_eq!(connection(ApiError::client_error("x")), None);
     }
 }

@@ -11,7 +11,10 @@
 //!   `uid2_operator_identity_map_unmapped_total{api_contact,reason,path}`,
 //!   `uid2_operator_identity_map_unmapped_requests_total{api_contact,path}`;
 //! - `uid2_operator_optout_status_input_size` / `_optout_size{api_contact}` (histograms);
-//! - `uid2_refresh_token_received_count_total{site_id,refresh_token_version}`.
+//! - `uid2_refresh_token_received_count_total{site_id,refresh_token_version}`;
+//! - admission control (`admission.rs`), this operator's own: `uid2_operator_requests_shed_total`
+//!   (answered 503 because the processing and waiting limits were full), and the gauges
+//!   `uid2_operator_requests_processing` and `uid2_operator_requests_waiting`.
 //!
 //! Label values come from bounded sets only: route templates (unknown paths are `/unknown`),
 //! site ids and contacts of configured clients, fixed status words. Never request content.
@@ -26,6 +29,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -203,6 +207,9 @@ pub struct Metrics {
     optout_status_inputs: HistogramFamily<ContactLabels>,
     optout_status_optouts: HistogramFamily<ContactLabels>,
     refresh_received: Family<RefreshVersionLabels, Counter>,
+    requests_shed: Counter,
+    requests_processing: Gauge,
+    requests_waiting: Gauge,
 }
 
 impl Default for Metrics {
@@ -273,6 +280,24 @@ impl Default for Metrics {
             "Refresh tokens received by version",
             refresh_received.clone(),
         );
+        let requests_shed = Counter::default();
+        registry.register(
+            "uid2_operator_requests_shed",
+            "API requests answered 503 because the processing and waiting limits were full",
+            requests_shed.clone(),
+        );
+        let requests_processing = Gauge::default();
+        registry.register(
+            "uid2_operator_requests_processing",
+            "API requests being processed (reading the body included)",
+            requests_processing.clone(),
+        );
+        let requests_waiting = Gauge::default();
+        registry.register(
+            "uid2_operator_requests_waiting",
+            "API requests waiting for a processing turn",
+            requests_waiting.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -286,6 +311,9 @@ impl Default for Metrics {
             optout_status_inputs,
             optout_status_optouts,
             refresh_received,
+            requests_shed,
+            requests_processing,
+            requests_waiting,
         }
     }
 }
@@ -405,6 +433,18 @@ impl Metrics {
                 refresh_token_version: version.into(),
             })
             .inc();
+    }
+
+    pub(crate) fn request_shed(&self) {
+        self.requests_shed.inc();
+    }
+
+    pub(crate) fn request_processing(&self, delta: i64) {
+        self.requests_processing.inc_by(delta);
+    }
+
+    pub(crate) fn request_waiting(&self, delta: i64) {
+        self.requests_waiting.inc_by(delta);
     }
 
     fn http_request(&self, meta: &ResponseMeta, status: u16, method: &str, path: &'static str, seconds: f64) {

@@ -27,6 +27,12 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 const AMZN_TRACE_ID: &str = "x-amzn-trace-id";
 
+/// The error a server puts in a request body stream that did not arrive within its body-read
+/// timeout (the operator's server does; the API itself keeps no clocks for bodies). Answered 408.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyReadTimeout;
+
 /// Reads the whole body, refusing more than [`MAX_BODY_BYTES`] before anything else runs.
 pub(crate) async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
     let declared = headers
@@ -36,7 +42,26 @@ pub(crate) async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, 
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
         return Err(ApiError::too_large());
     }
-    to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| ApiError::too_large())
+    to_bytes(body, MAX_BODY_BYTES).await.map_err(|error| {
+        if caused_by_timeout(&error) {
+            ApiError::body_timeout()
+        } else {
+            ApiError::too_large()
+        }
+    })
+}
+
+/// Whether [`BodyReadTimeout`] is anywhere in the chain (the body and the size limit each wrap
+/// the error once more).
+fn caused_by_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<BodyReadTimeout>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// `Content-Type` is exactly `application/octet-stream`, ignoring case; a parameter makes it text.

@@ -42,6 +42,10 @@ pub struct ApiConfig {
     pub identity_v3: bool,
     /// `validate_service_links`.
     pub validate_service_links: bool,
+    /// `http_max_concurrent_requests`: API requests processed at once (admission control).
+    pub max_concurrent_requests: usize,
+    /// `http_max_queued_requests`: API requests waiting for a turn; beyond them, 503.
+    pub max_queued_requests: usize,
 }
 
 impl Default for ApiConfig {
@@ -58,6 +62,8 @@ impl Default for ApiConfig {
             optout_status_max_request_size: 5000,
             identity_v3: false,
             validate_service_links: false,
+            max_concurrent_requests: 64,
+            max_queued_requests: 512,
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct Config {
     pub service_instances: Option<usize>,
     /// Cap of the runtime's blocking-thread pool (`max_blocking_threads`); `None` = tokio's 512.
     pub max_blocking_threads: Option<usize>,
+    /// Connection cap and slow-client deadlines of both listeners (`http_max_connections`,
+    /// `http_header_read_timeout_ms`, `http_body_read_timeout_ms`, `http_idle_timeout_ms`).
+    pub server: crate::server::ServerLimits,
     /// Directory in the reference store layout; `None` = the bundled local-mode store.
     pub local_store_dir: Option<PathBuf>,
     /// The runtime config from this file (`enable_remote_config: false`), or `None` to take it
@@ -275,7 +278,22 @@ pub fn load(file_text: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Re
             .unwrap_or(5000),
         identity_v3: r.bool("identity_v3", false),
         validate_service_links: r.bool("validate_service_links", false),
+        max_concurrent_requests: usize::try_from(r.int(
+            "http_max_concurrent_requests",
+            defaults.max_concurrent_requests as i64,
+            1,
+            100_000,
+        ))
+        .unwrap_or(defaults.max_concurrent_requests),
+        max_queued_requests: usize::try_from(r.int(
+            "http_max_queued_requests",
+            defaults.max_queued_requests as i64,
+            0,
+            1_000_000,
+        ))
+        .unwrap_or(defaults.max_queued_requests),
     };
+    let server = server_limits(&mut r);
 
     let bind_address = match r.string("http_bind_address") {
         None => IpAddr::from([127, 0, 0, 1]),
@@ -371,6 +389,7 @@ pub fn load(file_text: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Re
             metrics_port: shift(metrics_port),
             service_instances,
             max_blocking_threads,
+            server,
             local_store_dir,
             static_runtime_config,
             core_attest_url,
@@ -380,6 +399,23 @@ pub fn load(file_text: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Re
         },
         unknown_keys,
     })
+}
+
+/// The listeners' connection cap and deadlines; defaults from [`crate::server::ServerLimits`].
+fn server_limits(r: &mut Reader<'_>) -> crate::server::ServerLimits {
+    use std::time::Duration;
+    let defaults = crate::server::ServerLimits::default();
+    let ms = |r: &mut Reader<'_>, key: &'static str, default: Duration| {
+        let default_ms = i64::try_from(default.as_millis()).unwrap_or(i64::MAX);
+        Duration::from_millis(u64::try_from(r.int(key, default_ms, 100, 3_600_000)).unwrap_or(0))
+    };
+    crate::server::ServerLimits {
+        max_connections: usize::try_from(r.int("http_max_connections", defaults.max_connections as i64, 1, 1_000_000))
+            .unwrap_or(defaults.max_connections),
+        header_read_timeout: ms(r, "http_header_read_timeout_ms", defaults.header_read_timeout),
+        body_read_timeout: ms(r, "http_body_read_timeout_ms", defaults.body_read_timeout),
+        idle_timeout: ms(r, "http_idle_timeout_ms", defaults.idle_timeout),
+    }
 }
 
 /// Reads the keys of attested mode. `None` only when a problem was recorded.
@@ -787,6 +823,48 @@ mod tests {
         ] {
             let problems = load(Some(&attested_with(extra)), &no_env).expect_err(extra);
             assert!(problems.iter().any(|p| p.key == key), "{extra}: {problems:?}");
+        }
+    }
+
+    #[test]
+    fn overload_limits_and_deadlines_have_defaults_and_bounds() {
+        let c = load(None, &no_env).expect("defaults").config;
+        assert_eq!((c.api.max_concurrent_requests, c.api.max_queued_requests), (64, 512));
+        assert_eq!(c.server, crate::server::ServerLimits::default());
+        assert_eq!(c.server.max_connections, 4096);
+        assert_eq!(c.server.header_read_timeout.as_millis(), 10_000);
+        assert_eq!(c.server.body_read_timeout.as_millis(), 10_000);
+        assert_eq!(c.server.idle_timeout.as_millis(), 60_000);
+
+        let text = r#"{"http_max_concurrent_requests":2,"http_max_queued_requests":0,"http_max_connections":10,
+            "http_header_read_timeout_ms":500,"http_body_read_timeout_ms":700,"http_idle_timeout_ms":900}"#;
+        let loaded = load(Some(text), &no_env).expect("valid");
+        assert!(loaded.unknown_keys.is_empty(), "{:?}", loaded.unknown_keys);
+        let c = loaded.config;
+        assert_eq!((c.api.max_concurrent_requests, c.api.max_queued_requests), (2, 0));
+        assert_eq!(c.server.max_connections, 10);
+        assert_eq!(
+            (
+                c.server.header_read_timeout.as_millis(),
+                c.server.body_read_timeout.as_millis(),
+                c.server.idle_timeout.as_millis()
+            ),
+            (500, 700, 900)
+        );
+
+        let bad = r#"{"http_max_concurrent_requests":0,"http_max_queued_requests":-1,"http_max_connections":0,
+            "http_header_read_timeout_ms":99,"http_body_read_timeout_ms":"10s","http_idle_timeout_ms":3600001}"#;
+        let problems = load(Some(bad), &no_env).expect_err("out of bounds");
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "http_max_concurrent_requests",
+            "http_max_queued_requests",
+            "http_max_connections",
+            "http_header_read_timeout_ms",
+            "http_body_read_timeout_ms",
+            "http_idle_timeout_ms",
+        ] {
+            assert!(keys.contains(&key), "{key} not reported in {keys:?}");
         }
     }
 

@@ -6,14 +6,16 @@
 //! reference does. **Attested** (`core_attest_url` set): the sync layer attests to UID2 Core and
 //! keeps every store and the opt-out index current; the API answers 503 and `/ops/healthcheck`
 //! names what is missing until the first full sync. [`App::run`] serves until the shutdown signal
-//! or a fatal sync condition (attestation refused, data stale too long), then drains in-flight
-//! requests for a bounded time.
+//! or a fatal sync condition (attestation refused, data stale too long), then stops accepting and
+//! drains in-flight requests for at most [`DRAIN_GRACE`]. Both listeners run on [`server`]:
+//! capped connections, head/body/idle deadlines; the API router adds admission control.
 
 pub mod cli;
 pub mod config;
 mod local_optout;
 pub mod local_store;
 pub mod logging;
+pub mod server;
 mod wiring;
 
 use std::future::Future;
@@ -25,7 +27,6 @@ use arc_swap::ArcSwapOption;
 use axum::http::{header, HeaderValue};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use uid2_api::{AppState, Metrics, NoOptOuts, Serving};
@@ -35,8 +36,11 @@ use uid2_store::snapshot::RuntimeConfigOrigin;
 use uid2_store::{DirSource, Snapshot, StoreSelection, StoreSource};
 
 use crate::config::Config;
+use crate::server::ServerLimits;
 
-/// How long in-flight requests may take to finish after the shutdown signal.
+/// How long in-flight requests may take to finish after the shutdown signal. The default body-read
+/// timeout is the same, so a request whose body is still arriving either completes or is cut off
+/// within the grace.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 /// Why the operator could not start.
@@ -72,6 +76,7 @@ pub enum RunError {
 pub struct App {
     api_listener: TcpListener,
     metrics_listener: TcpListener,
+    limits: ServerLimits,
     state: AppState,
     /// Attested mode: the running sync with Core and OptOut.
     sync: Option<uid2_sync::SyncHandle>,
@@ -89,9 +94,11 @@ impl App {
         };
         let api_listener = bind(SocketAddr::new(config.bind_address, config.http_port)).await?;
         let metrics_listener = bind(SocketAddr::new(config.bind_address, config.metrics_port)).await?;
+        warn_if_files_run_out(config.server.max_connections);
         Ok(Self {
             api_listener,
             metrics_listener,
+            limits: config.server,
             state,
             sync,
         })
@@ -114,21 +121,13 @@ impl App {
         if let (Some(api), Some(metrics)) = (self.api_address(), self.metrics_address()) {
             tracing::info!(%api, %metrics, "uid2-operator listening");
         }
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        // Small answers go out at once: without TCP_NODELAY, Nagle's algorithm and the peer's
-        // delayed ACK can hold a response back ~40 ms.
-        let api_listener = self.api_listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let metrics_listener = self.metrics_listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let api_server = axum::serve(api_listener, api).with_graceful_shutdown(stopped(stop_rx.clone()));
-        let metrics_server = axum::serve(metrics_listener, metrics_router).with_graceful_shutdown(stopped(stop_rx));
-        let api_task = tokio::spawn(async move { api_server.await });
-        let metrics_task = tokio::spawn(async move { metrics_server.await });
+        let api_task = tokio::spawn(server::serve(self.api_listener, api, self.limits, stop_rx.clone()));
+        let metrics_task = tokio::spawn(server::serve(
+            self.metrics_listener,
+            metrics_router,
+            self.limits,
+            stop_rx,
+        ));
 
         let fatal = async {
             match self.sync.as_mut() {
@@ -157,11 +156,29 @@ impl App {
         })
         .await;
         match drained {
-            Ok((Ok(api), Ok(metrics))) => api.and(metrics)?,
+            Ok((Ok(()), Ok(()))) => tracing::info!("drained"),
             Ok(_) => return Err(std::io::Error::other("a server task failed").into()),
             Err(_) => tracing::warn!("drain grace elapsed; closing remaining connections"),
         }
         outcome
+    }
+}
+
+/// Each connection is an open file: a cap above the process's limit would fail in `accept`
+/// (paused and retried) before the cap is reached, so say so at startup.
+fn warn_if_files_run_out(max_connections: usize) {
+    // Files the operator opens besides connections: the store and opt-out files, Core and
+    // OptOut connections, the runtime's own.
+    const OTHER_FILES: u64 = 128;
+    if let Some(limit) = server::open_files_limit() {
+        if (max_connections as u64).saturating_add(OTHER_FILES) > limit {
+            tracing::warn!(
+                max_connections,
+                open_files_limit = limit,
+                "http_max_connections is above the open-file limit (less what the operator needs besides); \
+                 raise the limit (ulimit -n) or lower http_max_connections"
+            );
+        }
     }
 }
 
