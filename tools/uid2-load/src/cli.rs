@@ -16,7 +16,7 @@ pub const USAGE: &str = "\
 usage: uid2-load [--scenario generate|refresh|map-v2|map-v3|key-sharing|floor]
                  [--url http://127.0.0.1:8080] [--connections 8] [--threads 1]
                  [--requests 100000] [--duration 30] [--rate N] [--batch 5000] [--timeout 30]
-                 [--binary] [--json] [--api-key KEY --secret SECRET]
+                 [--binary] [--json] [--allow-shedding] [--api-key KEY --secret SECRET]
        uid2-load floor-server [--listen 127.0.0.1:0] [--lifetime 900]
 
 Drives a UID2 operator over loopback HTTP/1.1 keep-alive with v2-enveloped requests and
@@ -41,6 +41,8 @@ Stops at --requests or --duration seconds, whichever comes first.
   --timeout      seconds one request may take before it counts as failed (max 120)
   --binary       application/octet-stream envelopes instead of base64 text
   --json         print the summary as one JSON object
+  --allow-shedding  count `503 Service Unavailable` answers as shed (with their own latency
+                 figures), not as failures: for driving an operator past its admission limits
   --api-key, --secret  default: the local-mode site-999 test client (all roles)
 
 floor-server answers every request on any path (body read and discarded) with a fixed 400-byte
@@ -48,7 +50,8 @@ body over HTTP/1.1 keep-alive, on one thread: the floor for HTTP on this machine
 operator with. It prints `listening on ADDR` and exits after --lifetime seconds (max 86400).
   --listen       loopback only; port 0 picks a free port
 
-exit status: 0 every request succeeded; 1 any request failed or none completed; 64 bad usage";
+exit status: 0 every request succeeded (or, with --allow-shedding, was shed) and at least one
+succeeded; 1 any request failed or none succeeded; 64 bad usage";
 
 /// The local-mode test client of site 999 (MAPPER, GENERATOR, ID_READER, SHARER): public test
 /// keys from `testdata/local-store`, useless against a real operator.
@@ -87,6 +90,8 @@ pub struct Options {
     pub batch: usize,
     pub binary: bool,
     pub json: bool,
+    /// A 503 answer is counted as shed, not failed.
+    pub allow_shedding: bool,
     pub api_key: String,
     pub secret: String,
 }
@@ -160,6 +165,7 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         batch: 5000,
         binary: false,
         json: false,
+        allow_shedding: false,
         api_key: DEFAULT_API_KEY.to_owned(),
         secret: DEFAULT_SECRET.to_owned(),
     };
@@ -168,11 +174,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         args.next();
         return parse_floor(args);
     }
-    while let Some((flag, value)) = next_flag(&mut args, &["--json", "--binary"])? {
+    while let Some((flag, value)) = next_flag(&mut args, &["--json", "--binary", "--allow-shedding"])? {
         match flag.as_str() {
             "--help" | "-h" => return Ok(Command::Help),
             "--json" => options.json = true,
             "--binary" => options.binary = true,
+            "--allow-shedding" => options.allow_shedding = true,
             _ => set(&mut options, &flag, &value.unwrap_or_default())?,
         }
     }
@@ -313,6 +320,7 @@ mod tests {
             (100_000, Duration::from_secs(30), 5000)
         );
         assert_eq!((o.connections, o.threads, o.json, o.binary), (8, 1, false, false));
+        assert!(!o.allow_shedding);
         assert_eq!(o.api_key, DEFAULT_API_KEY);
     }
 
@@ -334,6 +342,7 @@ mod tests {
             "http://localhost:18080/",
             "--json",
             "--binary",
+            "--allow-shedding",
         ])
         .expect("parses");
         assert_eq!(o.scenario, Scenario::Generate);
@@ -342,7 +351,7 @@ mod tests {
         assert_eq!(o.timeout, Duration::from_secs(5));
         assert_eq!(o.target.addr, "127.0.0.1:18080".parse().expect("addr"));
         assert_eq!(o.target.host_header, "localhost:18080");
-        assert!(o.json && o.binary);
+        assert!(o.json && o.binary && o.allow_shedding);
     }
 
     #[test]

@@ -6,8 +6,10 @@
 //! connection claims request numbers from one shared [`Budget`] until it says stop; a request
 //! started before the deadline may finish after it, but no later than `--timeout`, so the whole
 //! run ends by duration + timeout. A connection that fails is dropped and opened again for its
-//! next request, which is how a keep-alive SDK client behaves. With `--rate` the budget also
-//! says when each request is due ([`Pace`]); requests due after the deadline are not sent.
+//! next request, which is how a keep-alive SDK client behaves; so is one the server closed after
+//! its last answer (not a failure: the request had its answer). With `--rate` the budget also
+//! says when each request is due ([`Pace`]); requests due after the deadline are not sent. With
+//! `--allow-shedding` a 503 answer is tallied as shed rather than failed.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -81,6 +83,7 @@ struct Shared {
     bearer: HeaderValue,
     host: HeaderValue,
     timeout: Duration,
+    allow_shedding: bool,
 }
 
 /// One keep-alive connection; `None` after a failure until the next request reopens it.
@@ -116,6 +119,11 @@ impl Connection {
     }
 
     async fn try_exchange(&mut self, shared: &Shared, out: &Outgoing) -> Result<Reply, String> {
+        // A connection the server closed after its last answer is reopened, as a pooled client
+        // would (an operator closes one after a 503 whose body it did not read, for example).
+        if self.sender.as_ref().is_some_and(SendRequest::is_closed) {
+            self.sender = None;
+        }
         let sender = match &mut self.sender {
             Some(sender) => sender,
             None => self.sender.insert(connect(shared.target.addr).await?),
@@ -159,6 +167,7 @@ impl Connection {
                 Err(Failure::Unanswered("timeout".to_owned()))
             }
             Ok(Err(e)) => Err(Failure::Unanswered(e)),
+            Ok(Ok(reply)) if shared.allow_shedding && reply.status == 503 => Err(Failure::Shed),
             Ok(Ok(reply)) => shared.plan.judge(&out.expect, &reply).map_err(Failure::Answered),
         }
     }
@@ -169,6 +178,8 @@ enum Failure {
     Unanswered(String),
     /// An answer that an SDK would reject.
     Answered(String),
+    /// A 503 under `--allow-shedding`: the server refused the request to protect itself.
+    Shed,
 }
 
 /// Connects connection `index` and, for refresh, gets it an identity.
@@ -185,6 +196,9 @@ async fn set_up(shared: &Shared, index: usize) -> Result<Connection, String> {
                 return Err(format!(
                     "the generate that gives a connection its identity failed: {label}"
                 ))
+            }
+            Err(Failure::Shed) => {
+                return Err("the generate that gives a connection its identity was shed (503)".to_owned())
             }
         }
     }
@@ -223,6 +237,7 @@ async fn drive(shared: Arc<Shared>, budget: Arc<Budget>, mut connection: Connect
             }
             Err(Failure::Answered(label)) => tally.failure(Some(latency), label),
             Err(Failure::Unanswered(label)) => tally.failure(None, label),
+            Err(Failure::Shed) => tally.shed(latency),
         }
     }
     tally
@@ -241,6 +256,7 @@ pub async fn run(options: &Options) -> Result<Summary, String> {
         bearer,
         host,
         timeout: options.timeout,
+        allow_shedding: options.allow_shedding,
     });
 
     let mut setups = JoinSet::new();

@@ -1,5 +1,7 @@
-//! Counting a run and summarising it: successes, failures by label, identities mapped, and every
-//! latency kept (microseconds, 4 bytes each) so the percentiles are exact rather than bucketed.
+//! Counting a run and summarising it: successes, failures by label, requests shed (503 under
+//! `--allow-shedding`), identities mapped, and every latency kept (microseconds, 4 bytes each) so
+//! the percentiles are exact rather than bucketed. Shed answers have their own percentiles: how
+//! fast a refusal comes is a different question from how fast an answer comes.
 //! A run is capped at `cli::MAX_REQUESTS` requests, so the latencies stay under 40 MB.
 
 use std::collections::BTreeMap;
@@ -11,6 +13,7 @@ use serde_json::json;
 #[derive(Debug, Default)]
 pub struct Tally {
     latencies_us: Vec<u32>,
+    shed_latencies_us: Vec<u32>,
     pub ok: u64,
     pub identities: u64,
     pub failures: BTreeMap<String, u64>,
@@ -36,12 +39,18 @@ impl Tally {
         *self.failures.entry(label).or_insert(0) += 1;
     }
 
+    /// A 503 counted as shed (`--allow-shedding`), with the time its refusal took.
+    pub fn shed(&mut self, latency: Duration) {
+        self.shed_latencies_us.push(micros(latency));
+    }
+
     pub fn failed(&self) -> u64 {
         self.failures.values().sum()
     }
 
     pub fn merge(&mut self, other: Tally) {
         self.latencies_us.extend(other.latencies_us);
+        self.shed_latencies_us.extend(other.shed_latencies_us);
         self.ok += other.ok;
         self.identities += other.identities;
         for (label, n) in other.failures {
@@ -83,6 +92,11 @@ pub struct Summary {
     pub ok: u64,
     pub failed: u64,
     pub failures: BTreeMap<String, u64>,
+    /// 503 answers under `--allow-shedding`, and their latency percentiles.
+    pub shed: u64,
+    pub shed_p50_us: Option<u32>,
+    pub shed_p99_us: Option<u32>,
+    pub shed_max_us: Option<u32>,
     pub elapsed: Duration,
     pub stopped_by: StoppedBy,
     pub identities: u64,
@@ -103,8 +117,11 @@ impl Summary {
         request_limit: u64,
     ) -> Self {
         tally.latencies_us.sort_unstable();
+        tally.shed_latencies_us.sort_unstable();
         let failed = tally.failed();
+        let shed = tally.shed_latencies_us.len() as u64;
         let sorted = &tally.latencies_us;
+        let shed_sorted = &tally.shed_latencies_us;
         Self {
             scenario,
             connections,
@@ -112,7 +129,7 @@ impl Summary {
             ok: tally.ok,
             failed,
             elapsed,
-            stopped_by: if tally.ok + failed >= request_limit {
+            stopped_by: if tally.ok + failed + shed >= request_limit {
                 StoppedBy::Requests
             } else {
                 StoppedBy::Duration
@@ -121,12 +138,16 @@ impl Summary {
             p50_us: percentile(sorted, 50.0),
             p99_us: percentile(sorted, 99.0),
             max_us: sorted.last().copied(),
+            shed,
+            shed_p50_us: percentile(shed_sorted, 50.0),
+            shed_p99_us: percentile(shed_sorted, 99.0),
+            shed_max_us: shed_sorted.last().copied(),
             failures: tally.failures,
             rate: None,
         }
     }
 
-    /// Every request succeeded, and there was at least one.
+    /// Every request succeeded (or was shed, when that is allowed), and at least one succeeded.
     pub fn passed(&self) -> bool {
         self.failed == 0 && self.ok > 0
     }
@@ -176,6 +197,16 @@ impl Summary {
             ms(self.p99_us),
             ms(self.max_us)
         ));
+        if self.shed > 0 {
+            out.push_str(&format!(
+                "  shed {} (503), {:.1}/s; latency ms  p50 {}  p99 {}  max {}\n",
+                self.shed,
+                self.per_second(self.shed),
+                ms(self.shed_p50_us),
+                ms(self.shed_p99_us),
+                ms(self.shed_max_us)
+            ));
+        }
         for (label, n) in &self.failures {
             out.push_str(&format!("  failed {n}: {label}\n"));
         }
@@ -201,6 +232,13 @@ impl Summary {
             "identities": self.identities,
             "identities_per_s": self.identities_per_s(),
             "latency_ms": { "p50": ms(self.p50_us), "p99": ms(self.p99_us), "max": ms(self.max_us) },
+            "shed": self.shed,
+            "shed_per_s": self.per_second(self.shed),
+            "shed_latency_ms": {
+                "p50": ms(self.shed_p50_us),
+                "p99": ms(self.shed_p99_us),
+                "max": ms(self.shed_max_us),
+            },
         })
     }
 }
@@ -269,5 +307,36 @@ mod tests {
         assert_eq!(s.stopped_by, StoppedBy::Requests);
         assert_eq!(s.identities_per_s(), None);
         assert!(!Summary::new("generate", 1, None, Tally::default(), Duration::ZERO, 1).passed());
+    }
+
+    #[test]
+    fn shed_requests_are_neither_successes_nor_failures() {
+        let mut t = Tally::default();
+        t.success(Duration::from_millis(4), 0);
+        t.shed(Duration::from_micros(200));
+        let mut other = Tally::default();
+        other.shed(Duration::from_micros(100));
+        other.shed(Duration::from_micros(300));
+        t.merge(other);
+        let s = Summary::new("generate", 2, None, t, Duration::from_secs(1), 4);
+        assert_eq!((s.ok, s.failed, s.shed), (1, 0, 3));
+        assert!(s.passed());
+        assert_eq!(
+            s.stopped_by,
+            StoppedBy::Requests,
+            "shed requests count toward the budget"
+        );
+        assert_eq!((s.shed_p50_us, s.shed_max_us), (Some(200), Some(300)));
+        assert_eq!(
+            (s.p50_us, s.max_us),
+            (Some(4000), Some(4000)),
+            "refusals are kept apart"
+        );
+        assert_eq!(s.json()["shed"], 3);
+        assert!(s.text().contains("shed 3 (503)"), "{}", s.text());
+
+        let mut all_shed = Tally::default();
+        all_shed.shed(Duration::from_micros(100));
+        assert!(!Summary::new("generate", 1, None, all_shed, Duration::from_secs(1), 1).passed());
     }
 }
