@@ -8,6 +8,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(quote) = Quote::parse(data) {
         assert!(quote.len <= data.len());
         assert_eq!(quote.len, SIGNATURE_OFFSET + quote.signature_len as usize);
-        assert_eq!(quote.body.report_data[..], data[REPORT_DATA_OFFSET..REPORT_DATA_OFFSET + 64]);
+        assert_eq!(
+            quote.body.report_data[..],
+            data[REPORT_DATA_OFFSET..REPORT_DATA_OFFSET + 64]
+        );
     }
 });
