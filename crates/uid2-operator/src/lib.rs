@@ -92,8 +92,9 @@ impl App {
             }
             None => (local_state(&config, clock)?, None),
         };
-        let api_listener = bind(SocketAddr::new(config.bind_address, config.http_port)).await?;
-        let metrics_listener = bind(SocketAddr::new(config.bind_address, config.metrics_port)).await?;
+        let backlog = u32::try_from(config.server.max_connections).unwrap_or(u32::MAX);
+        let api_listener = bind(SocketAddr::new(config.bind_address, config.http_port), backlog)?;
+        let metrics_listener = bind(SocketAddr::new(config.bind_address, config.metrics_port), backlog)?;
         warn_if_files_run_out(config.server.max_connections);
         Ok(Self {
             api_listener,
@@ -300,11 +301,26 @@ fn load(source: &dyn StoreSource, selection: StoreSelection, now_ms: i64) -> Res
     Ok(Snapshot::load(source, selection, now_ms)?)
 }
 
-async fn bind(address: SocketAddr) -> Result<TcpListener, StartupError> {
-    TcpListener::bind(address).await.map_err(|e| StartupError::Bind {
-        address,
-        kind: e.kind(),
-    })
+/// Binds a listener whose backlog is as long as the connection cap (the kernel shortens it to
+/// `net.core.somaxconn`): with tokio's default of 1024, a burst of new connections (a client
+/// pool opening at once) overflows it, and the kernel drops SYNs, which clients retry only after
+/// a second. `SO_REUSEADDR` as `TcpListener::bind` sets it.
+fn bind(address: SocketAddr, backlog: u32) -> Result<TcpListener, StartupError> {
+    let socket = if address.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    };
+    socket
+        .and_then(|socket| {
+            socket.set_reuseaddr(true)?;
+            socket.bind(address)?;
+            socket.listen(backlog)
+        })
+        .map_err(|e| StartupError::Bind {
+            address,
+            kind: e.kind(),
+        })
 }
 
 /// Completes on SIGINT or SIGTERM.
