@@ -218,7 +218,8 @@ echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ {print $2; exit}' /pro
 echo "commit:  $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- crates tools 2>/dev/null || echo ' (uncommitted changes in crates/ or tools/)')"
 echo "pinning: $pinning"
 echo "limits:  $(jq -c 'with_entries(select(.key | startswith("http_max")))' "$work/config.json") (defaults unless listed)"
-echo "load:    $scenario (maps: $batch email hashes per request), $seconds s per phase; $normal_connections connections (baseline, recovery), $connections (overload); $url"
+case "$scenario" in map-*) what="$scenario, $batch email hashes per request" ;; *) what="$scenario" ;; esac
+echo "load:    $what; $seconds s per phase; $normal_connections connections (baseline, recovery), $connections (overload); $url"
 echo
 
 run_phase baseline "$normal_connections"
