@@ -114,15 +114,8 @@ store_optouts=$(find "$store/optout" -name '*.dat' -printf '%s\n' | awk '{n += $
 store_bytes=$((salt_bytes + 72 * store_optouts))
 
 # --- ports ----------------------------------------------------------------------------------
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    local port
-    for port in "$@"; do
-        if ! port_in_use "$port"; then echo "$port"; return 0; fi
-    done
-    echo "no free port among $*" >&2
-    exit 1
-}
+# shellcheck source=SCRIPTDIR/ports.sh
+. benches/ports.sh
 api_port=$(free_port 18180 28180 38180 48180)
 metrics_port=$(free_port 19180 29180 39180 49180)
 core_port=$(free_port 18188 28188 38188 48188)

@@ -65,7 +65,8 @@ load="$bin/uid2-load"
 . benches/pinning.sh
 
 # The default ports, or the first offset at which both are free (port_offset shifts both).
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# shellcheck source=SCRIPTDIR/ports.sh
+. benches/ports.sh
 offset=""
 for candidate in 0 10000 20000 30000 40000; do
     if ! port_in_use $((8080 + candidate)) && ! port_in_use $((9080 + candidate)); then

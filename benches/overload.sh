@@ -105,15 +105,8 @@ bin="${CARGO_TARGET_DIR:-$PWD/target}/release"
 # shellcheck source=SCRIPTDIR/pinning.sh
 . benches/pinning.sh
 
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-free_port() {
-    local port
-    for port in "$@"; do
-        if ! port_in_use "$port"; then echo "$port"; return 0; fi
-    done
-    echo "no free port among $*" >&2
-    exit 1
-}
+# shellcheck source=SCRIPTDIR/ports.sh
+. benches/ports.sh
 api_port=$(free_port 18280 28280 38280 48280)
 metrics_port=$(free_port 19280 29280 39280 49280)
 url="http://127.0.0.1:$api_port"
