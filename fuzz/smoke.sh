@@ -5,8 +5,9 @@
 # reproducing input is then in fuzz/artifacts/<target>/ and its path is printed.
 #
 # Needs the nightly toolchain (rustup) and cargo-fuzz; cargo-fuzz is installed with
-# `cargo install cargo-fuzz --locked` when missing (50 s on this two-core machine). After the
-# build, the runs take targets x FUZZ_SECONDS plus a second or two each.
+# `cargo install cargo-fuzz --locked` when missing (50 s on the two-core development machine).
+# Building every target from a clean clone took 6 minutes there (a rebuild after a change to a
+# crate, one to two); the runs then take targets x FUZZ_SECONDS plus a second or two each.
 #
 # New inputs the fuzzer finds go to a temporary directory, never into the committed seeds.
 #

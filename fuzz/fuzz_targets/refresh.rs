@@ -193,7 +193,14 @@ fn fields(keys: &TestKeys, rest: &[u8]) {
     let entropy = ScriptedEntropy::default();
     match token.version {
         TokenVersion::V2 => {
-            let decoded = RefreshToken::decode(&encode_v2(&token, key, &entropy), keys).expect("V2 decodes");
+            let decoded = RefreshToken::decode(&encode_v2(&token, key, &entropy), keys);
+            // Byte 1 is checked for V3 before byte 0 for V2, as in the reference: a V2 token
+            // created at a time whose top byte is 0x70 (year 250 million) reads as V3 and fails.
+            if token.created_ms.to_be_bytes()[0] == TokenVersion::V3_BYTE {
+                assert!(decoded.is_err(), "a V2 token with byte 1 = 0x70 is read as V3");
+                return;
+            }
+            let decoded = decoded.expect("V2 decodes");
             let expected = RefreshToken {
                 scope: IdentityScope::Uid2,
                 id_type: IdentityType::Email,
@@ -252,11 +259,14 @@ fn endpoint(mode: u8, rest: &[u8]) {
     if binary {
         headers.push(("content-type", b"application/octet-stream"));
     }
-    let (body, response_key) = if mode & 0x40 != 0 {
+    let minted_body = mode & 0x40 != 0;
+    let (body, response_key) = if minted_body {
         minted(rest, mode & 0x80 != 0)
     } else {
         (rest.to_vec(), None)
     };
+    // A raw body that is a wrapper is answered under a response key only the wrapper knows.
+    let wrapped_raw = !minted_body && String::from_utf8_lossy(&body).encode_utf16().count() == ENVELOPE_LEN;
     let body_len = body.len();
     let answer = operator().post("/v2/token/refresh", &headers, body);
     assert!(
@@ -264,7 +274,7 @@ fn endpoint(mode: u8, rest: &[u8]) {
         "refresh answered {} to a {body_len}-byte body",
         answer.status,
     );
-    if answer.status.as_u16() != 200 {
+    if answer.status.as_u16() != 200 || wrapped_raw {
         return;
     }
     let json = match &response_key {

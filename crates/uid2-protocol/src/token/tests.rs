@@ -237,6 +237,21 @@ fn refresh_v2_legacy() {
     assert_eq!(decoded.publisher.site_id, 123);
 }
 
+/// Found by the `refresh` fuzz target: byte 1 is tested for V3 before byte 0 for V2, as in the
+/// reference's `decodeRefreshToken`, so a legacy V2 token whose creation time has 0x70 as its
+/// top byte (year 250 million, never issued) is read as V3 and refused rather than decoded.
+#[test]
+fn refresh_v2_with_byte1_0x70_is_read_as_v3() {
+    let keys = operator_keys();
+    let mut rt = refresh_token();
+    rt.version = TokenVersion::V2;
+    rt.created_ms = 0x7073_6572_5f68_7365;
+    let text = refresh::encode_v2(&rt, keys.get(REFRESH), &ScriptedEntropy::default());
+    let bytes = crate::base64::decode(&text).expect("base64");
+    assert_eq!((bytes[0], bytes[1]), (TokenVersion::V2_BYTE, TokenVersion::V3_BYTE));
+    assert_eq!(RefreshToken::decode(&text, &keys).err(), Some(InvalidToken));
+}
+
 #[test]
 fn refresh_envelope_derived_vector() {
     let keys = operator_keys();
